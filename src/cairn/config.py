@@ -1,0 +1,71 @@
+"""Settings: the one place that reads the environment.
+
+Every other module receives a `Settings` (or the values it needs) from its caller.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API = "http://127.0.0.1:8080"
+DEFAULT_PREDICT_MAX_BYTES = 1_500_000  # AI Platform's documented 1.5 MB request limit
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CAIRN_HOME") or Path.home() / ".cairn").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Cairn keeps its state and how the server behaves."""
+
+    home: Path = field(default_factory=default_home)
+    # SQLAlchemy URL of the metadata store; None means SQLite in the home directory.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    predict_max_bytes: int = DEFAULT_PREDICT_MAX_BYTES
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from CAIRN_* variables; keyword overrides (from CLI flags) win when not None."""
+        values: dict[str, object] = {"home": default_home()}
+        if url := os.environ.get("CAIRN_DATABASE_URL"):
+            values["database_url"] = url
+        if limit := os.environ.get("CAIRN_PREDICT_MAX_BYTES"):
+            values["predict_max_bytes"] = int(limit)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "home" in values:
+            values["home"] = Path(str(values["home"])).expanduser().resolve()
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def storage_root(self) -> Path:
+        """Local buckets: gs://BUCKET/PATH lives at <home>/storage/BUCKET/PATH."""
+        return self.home / "storage"
+
+    @property
+    def jobs_root(self) -> Path:
+        """Per-job working directories and replica logs."""
+        return self.home / "jobs"
+
+    @property
+    def envs_root(self) -> Path:
+        """Cached Python environments, keyed by the hash of the packages they hold."""
+        return self.home / "envs"
+
+    @property
+    def models_root(self) -> Path:
+        """Platform copies of deployed versions' artefacts."""
+        return self.home / "models"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'cairn.db'}"
+
+
+def api_url() -> str:
+    """The server URL the CLI and client talk to."""
+    return os.environ.get("CAIRN_API", DEFAULT_API)
