@@ -19,7 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("cairn.cli.predict", "predict", "Send online predictions to a deployed version."),
     "operations": ("cairn.cli.operations", "operations", "Inspect long-running operations."),
     "local": ("cairn.cli.local", "local", "Train and predict locally, without a server."),
-    "storage": ("cairn.cli.storage", "storage", "Copy, list and read files in local buckets (gs://)."),
+    "storage": (
+        "cairn.cli.storage",
+        "storage",
+        "Copy, list and read files in local buckets (gs://).",
+    ),
     "data": ("cairn.cli.data", "data", "Profile, clean, split and prepare datasets."),
 }
 
@@ -41,8 +45,10 @@ class LazyGroup(click.Group):
 
 
 def _only_listing(ctx: click.Context) -> bool:
-    return ctx.info_name == "cairn" and ctx.invoked_subcommand is None and ctx.params.get(
-        "_listing", False
+    return (
+        ctx.info_name == "cairn"
+        and ctx.invoked_subcommand is None
+        and ctx.params.get("_listing", False)
     )
 
 

@@ -7,8 +7,16 @@ import importlib
 import click
 
 _COMMANDS = {
-    "train": ("cairn.cli.local.train", "train", "Run a trainer package locally, as a job replica would run."),
-    "predict": ("cairn.cli.local.predict", "predict", "Predict with a model directory, without deploying it."),
+    "train": (
+        "cairn.cli.local.train",
+        "train",
+        "Run a trainer package locally, as a job replica would run.",
+    ),
+    "predict": (
+        "cairn.cli.local.predict",
+        "predict",
+        "Predict with a model directory, without deploying it.",
+    ),
 }
 
 

@@ -1,0 +1,436 @@
+"""Job and everything inside it (training and batch-prediction specs), with AI Platform's rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.names import check_id
+from cairn.domain.wire import Int32, Int64, Message, Timestamp
+
+JobState = Literal[
+    "STATE_UNSPECIFIED",
+    "QUEUED",
+    "PREPARING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLING",
+    "CANCELLED",
+]
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+ACTIVE_STATES = frozenset({"QUEUED", "PREPARING", "RUNNING", "CANCELLING"})
+
+ScaleTier = Literal["BASIC", "STANDARD_1", "PREMIUM_1", "BASIC_GPU", "BASIC_TPU", "CUSTOM"]
+AcceleratorType = Literal[
+    "ACCELERATOR_TYPE_UNSPECIFIED",
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V2_POD",
+    "TPU_V3_POD",
+    "TPU_V4_POD",
+]
+DataFormat = Literal[
+    "DATA_FORMAT_UNSPECIFIED", "JSON", "TEXT", "TF_RECORD", "TF_RECORD_GZIP", "CSV", "FILE_LIST"
+]
+
+_DURATION = re.compile(r"^\d+(\.\d{1,9})?s$")
+
+
+class AcceleratorConfig(Message):
+    count: Int64 | None = None
+    type: AcceleratorType | None = None
+
+
+class DiskConfig(Message):
+    boot_disk_size_gb: Int32 | None = None
+    boot_disk_type: str | None = None
+
+
+class ReplicaConfig(Message):
+    accelerator_config: AcceleratorConfig | None = None
+    container_args: list[str] | None = None
+    container_command: list[str] | None = None
+    disk_config: DiskConfig | None = None
+    image_uri: str | None = None
+    tpu_tf_version: str | None = None
+
+
+class EncryptionConfig(Message):
+    kms_key_name: str | None = None
+
+
+class Scheduling(Message):
+    max_running_time: str | None = None
+    max_wait_time: str | None = None
+    priority: Int32 | None = None
+    strategy: Literal["STRATEGY_UNSPECIFIED", "ON_DEMAND", "LOW_COST"] | None = None
+    resilient_to_worker_restart: bool | None = None
+
+
+class ParameterSpec(Message):
+    parameter_name: str | None = None
+    type: (
+        Literal["PARAMETER_TYPE_UNSPECIFIED", "DOUBLE", "INTEGER", "CATEGORICAL", "DISCRETE"] | None
+    ) = None
+    min_value: float | None = None
+    max_value: float | None = None
+    categorical_values: list[str] | None = None
+    discrete_values: list[float] | None = None
+    scale_type: (
+        Literal["NONE", "UNIT_LINEAR_SCALE", "UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE"] | None
+    ) = None
+
+
+class HyperparameterSpec(Message):
+    algorithm: Literal["ALGORITHM_UNSPECIFIED", "GRID_SEARCH", "RANDOM_SEARCH"] | None = None
+    enable_trial_early_stopping: bool | None = None
+    goal: Literal["GOAL_TYPE_UNSPECIFIED", "MAXIMIZE", "MINIMIZE"] | None = None
+    hyperparameter_metric_tag: str | None = None
+    max_failed_trials: Int32 | None = None
+    max_parallel_trials: Int32 | None = None
+    max_trials: Int32 | None = None
+    params: list[ParameterSpec] | None = None
+    resume_previous_job_id: str | None = None
+
+
+class TrainingInput(Message):
+    args: list[str] | None = None
+    enable_web_access: bool | None = None
+    encryption_config: EncryptionConfig | None = None
+    evaluator_config: ReplicaConfig | None = None
+    evaluator_count: Int64 | None = None
+    evaluator_type: str | None = None
+    hyperparameters: HyperparameterSpec | None = None
+    job_dir: str | None = None
+    master_config: ReplicaConfig | None = None
+    master_type: str | None = None
+    network: str | None = None
+    package_uris: list[str] | None = None
+    parameter_server_config: ReplicaConfig | None = None
+    parameter_server_count: Int64 | None = None
+    parameter_server_type: str | None = None
+    python_module: str | None = None
+    python_version: str | None = None
+    region: str | None = None
+    runtime_version: str | None = None
+    scale_tier: ScaleTier | None = None
+    scheduling: Scheduling | None = None
+    service_account: str | None = None
+    use_chief_in_tf_config: bool | None = None
+    worker_config: ReplicaConfig | None = None
+    worker_count: Int64 | None = None
+    worker_type: str | None = None
+
+
+class HyperparameterMetric(Message):
+    objective_value: float | None = None
+    training_step: Int64 | None = None
+
+
+class BuiltInAlgorithmOutput(Message):
+    framework: str | None = None
+    model_path: str | None = None
+    python_version: str | None = None
+    runtime_version: str | None = None
+
+
+class HyperparameterOutput(Message):
+    all_metrics: list[HyperparameterMetric] | None = None
+    built_in_algorithm_output: BuiltInAlgorithmOutput | None = None
+    end_time: Timestamp | None = None
+    final_metric: HyperparameterMetric | None = None
+    hyperparameters: dict[str, str] | None = None
+    is_trial_stopped_early: bool | None = None
+    start_time: Timestamp | None = None
+    state: JobState | None = None
+    trial_id: str | None = None
+    web_access_uris: dict[str, str] | None = None
+
+
+class TrainingOutput(Message):
+    built_in_algorithm_output: BuiltInAlgorithmOutput | None = None
+    completed_trial_count: Int64 | None = None
+    consumed_m_l_units: float | None = None
+    hyperparameter_metric_tag: str | None = None
+    is_built_in_algorithm_job: bool | None = None
+    is_hyperparameter_tuning_job: bool | None = None
+    trials: list[HyperparameterOutput] | None = None
+    web_access_uris: dict[str, str] | None = None
+
+
+class PredictionInput(Message):
+    batch_size: Int64 | None = None
+    data_format: DataFormat | None = None
+    input_paths: list[str] | None = None
+    max_worker_count: Int64 | None = None
+    model_name: str | None = None
+    output_data_format: DataFormat | None = None
+    output_path: str | None = None
+    region: str | None = None
+    runtime_version: str | None = None
+    signature_name: str | None = None
+    uri: str | None = None
+    version_name: str | None = None
+
+
+class PredictionOutput(Message):
+    error_count: Int64 | None = None
+    node_hours: float | None = None
+    output_path: str | None = None
+    prediction_count: Int64 | None = None
+
+
+class Job(Message):
+    job_id: str | None = None
+    labels: dict[str, str] | None = None
+    etag: str | None = None
+    training_input: TrainingInput | None = None
+    prediction_input: PredictionInput | None = None
+    # Output only.
+    create_time: Timestamp | None = None
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
+    state: JobState | None = None
+    error_message: str | None = None
+    job_position: Int64 | None = None
+    training_output: TrainingOutput | None = None
+    prediction_output: PredictionOutput | None = None
+
+
+# `consumedMLUnits` does not follow the camel-case generator's spelling.
+TrainingOutput.model_fields["consumed_m_l_units"].alias = "consumedMLUnits"
+TrainingOutput.model_fields["consumed_m_l_units"].serialization_alias = "consumedMLUnits"
+TrainingOutput.model_fields["consumed_m_l_units"].validation_alias = "consumedMLUnits"
+TrainingOutput.model_rebuild(force=True)
+
+OUTPUT_ONLY_JOB_FIELDS = (
+    "create_time",
+    "start_time",
+    "end_time",
+    "state",
+    "error_message",
+    "job_position",
+    "training_output",
+    "prediction_output",
+)
+
+
+def validate_new_job(job: Job) -> None:
+    """AI Platform's rules for `jobs.create`; raises INVALID_ARGUMENT naming the field."""
+    check_id(job.job_id, "job.job_id")
+    if (job.training_input is None) == (job.prediction_input is None):
+        raise invalid_field("job", "Exactly one of trainingInput and predictionInput must be set.")
+    _check_labels(job.labels, "job.labels")
+    if job.training_input is not None:
+        validate_training_input(job.training_input)
+    if job.prediction_input is not None:
+        validate_prediction_input(job.prediction_input)
+
+
+def validate_training_input(spec: TrainingInput) -> None:
+    path = "job.training_input"
+    if not spec.region:
+        raise invalid_field(f"{path}.region", "A region is required (for example us-central1).")
+    image = spec.master_config.image_uri if spec.master_config else None
+    if image and spec.runtime_version:
+        raise invalid_field(
+            f"{path}.runtime_version",
+            "Set either masterConfig.imageUri or runtimeVersion, not both.",
+        )
+    if not image:
+        if not spec.package_uris:
+            raise invalid_field(f"{path}.package_uris", "At least one package URI is required.")
+        if len(spec.package_uris) > 100:
+            raise invalid_field(f"{path}.package_uris", "At most 100 package URIs are allowed.")
+        if not spec.python_module:
+            raise invalid_field(
+                f"{path}.python_module", "A Python module (e.g. trainer.task) is required."
+            )
+    _check_cluster(spec, path)
+    if spec.scheduling is not None:
+        for name in ("max_running_time", "max_wait_time"):
+            value = getattr(spec.scheduling, name)
+            if value is not None and not _DURATION.match(value):
+                raise invalid_field(
+                    f"{path}.scheduling.{name}", f"'{value}' is not a duration like '7200s'."
+                )
+    if spec.hyperparameters is not None:
+        validate_hyperparameters(spec.hyperparameters, f"{path}.hyperparameters")
+
+
+def _check_cluster(spec: TrainingInput, path: str) -> None:
+    tier = spec.scale_tier or "BASIC"
+    roles = (
+        ("worker", spec.worker_count, spec.worker_type),
+        ("parameter_server", spec.parameter_server_count, spec.parameter_server_type),
+        ("evaluator", spec.evaluator_count, spec.evaluator_type),
+    )
+    if tier != "CUSTOM":
+        if spec.master_type:
+            raise invalid_field(
+                f"{path}.master_type", "Machine types can only be set with scaleTier CUSTOM."
+            )
+        for role, count, machine in roles:
+            if count or machine:
+                raise invalid_field(
+                    f"{path}.{role}_count" if count else f"{path}.{role}_type",
+                    "Replica counts and types can only be set with scaleTier CUSTOM.",
+                )
+        return
+    if not spec.master_type:
+        raise invalid_field(f"{path}.master_type", "scaleTier CUSTOM requires a masterType.")
+    for role, count, machine in roles:
+        if count is not None and count < 0:
+            raise invalid_field(f"{path}.{role}_count", "Must not be negative.")
+        if count and not machine:
+            raise invalid_field(
+                f"{path}.{role}_type", f"{role}Count is set, so {role}Type is required."
+            )
+        if machine and not count:
+            raise invalid_field(
+                f"{path}.{role}_count", f"{role}Type is set, so {role}Count must be positive."
+            )
+
+
+def validate_hyperparameters(spec: HyperparameterSpec, path: str) -> None:
+    if not spec.params:
+        raise invalid_field(f"{path}.params", "At least one parameter is required.")
+    for name in ("max_trials", "max_parallel_trials", "max_failed_trials"):
+        value = getattr(spec, name)
+        if value is not None and value < 0:
+            raise invalid_field(f"{path}.{name}", "Must not be negative.")
+    seen: set[str] = set()
+    for index, param in enumerate(spec.params):
+        where = f"{path}.params[{index}]"
+        if not param.parameter_name:
+            raise invalid_field(f"{where}.parameter_name", "A parameter name is required.")
+        if param.parameter_name in seen:
+            raise invalid_field(
+                f"{where}.parameter_name", f"Duplicate parameter '{param.parameter_name}'."
+            )
+        seen.add(param.parameter_name)
+        _check_parameter(param, where, spec.algorithm)
+
+
+def _check_parameter(param: ParameterSpec, where: str, algorithm: str | None) -> None:
+    kind = param.type
+    if kind in (None, "PARAMETER_TYPE_UNSPECIFIED"):
+        raise invalid_field(
+            f"{where}.type", "Set the type: DOUBLE, INTEGER, CATEGORICAL or DISCRETE."
+        )
+    if algorithm == "GRID_SEARCH" and kind == "DOUBLE":
+        raise invalid_field(
+            f"{where}.type",
+            "GRID_SEARCH cannot search DOUBLE parameters; use INTEGER, CATEGORICAL or DISCRETE.",
+        )
+    if kind in ("DOUBLE", "INTEGER"):
+        if param.min_value is None or param.max_value is None:
+            raise invalid_field(
+                f"{where}.min_value", f"{kind} parameters need minValue and maxValue."
+            )
+        if param.min_value > param.max_value:
+            raise invalid_field(f"{where}.max_value", "maxValue must not be below minValue.")
+        if kind == "INTEGER" and not (
+            float(param.min_value).is_integer() and float(param.max_value).is_integer()
+        ):
+            raise invalid_field(f"{where}.min_value", "INTEGER bounds must be whole numbers.")
+        if (
+            param.scale_type in ("UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE")
+            and param.min_value <= 0
+        ):
+            raise invalid_field(
+                f"{where}.min_value", f"{param.scale_type} needs a range above zero."
+            )
+    if kind == "CATEGORICAL":
+        if not param.categorical_values:
+            raise invalid_field(
+                f"{where}.categorical_values", "CATEGORICAL parameters need categoricalValues."
+            )
+        if param.scale_type not in (None, "NONE"):
+            raise invalid_field(f"{where}.scale_type", "Leave scaleType unset for CATEGORICAL.")
+    if kind == "DISCRETE":
+        values = param.discrete_values or []
+        if not values:
+            raise invalid_field(
+                f"{where}.discrete_values", "DISCRETE parameters need discreteValues."
+            )
+        if len(values) > 1000:
+            raise invalid_field(f"{where}.discrete_values", "At most 1000 values are allowed.")
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise invalid_field(
+                f"{where}.discrete_values", "discreteValues must be strictly increasing."
+            )
+
+
+def validate_prediction_input(spec: PredictionInput) -> None:
+    path = "job.prediction_input"
+    sources = [v for v in (spec.model_name, spec.version_name, spec.uri) if v]
+    if len(sources) != 1:
+        raise invalid_field(path, "Set exactly one of modelName, versionName and uri.")
+    if spec.data_format in (None, "DATA_FORMAT_UNSPECIFIED"):
+        raise invalid_field(f"{path}.data_format", "A data format is required.")
+    if not spec.input_paths:
+        raise invalid_field(f"{path}.input_paths", "At least one input path is required.")
+    if not spec.output_path:
+        raise invalid_field(f"{path}.output_path", "An output path is required.")
+    if not spec.region:
+        raise invalid_field(f"{path}.region", "A region is required (for example us-central1).")
+
+
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _check_labels(labels: dict[str, str] | None, path: str) -> None:
+    for key, value in (labels or {}).items():
+        if not _LABEL_KEY.match(key):
+            raise invalid_field(
+                path,
+                f"Label key '{key}' is invalid: use lowercase letters, digits, '_' and '-', "
+                "starting with a letter, at most 63 characters.",
+            )
+        if not _LABEL_VALUE.match(value):
+            raise invalid_field(
+                path,
+                f"Label value '{value}' is invalid: use lowercase letters, digits, '_' and '-', "
+                "at most 63 characters.",
+            )
+
+
+check_labels = _check_labels
+
+
+def replica_count(spec: TrainingInput) -> int:
+    """How many processes the job's cluster has (master included)."""
+    if (spec.scale_tier or "BASIC") != "CUSTOM":
+        return 1
+    return (
+        1
+        + (spec.worker_count or 0)
+        + (spec.parameter_server_count or 0)
+        + (spec.evaluator_count or 0)
+    )
+
+
+def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
+    """Features of a valid job that Cairn cannot run yet: an honest UNIMPLEMENTED."""
+    if spec.master_config and spec.master_config.image_uri:
+        return ApiError(
+            Code.UNIMPLEMENTED,
+            "Custom containers (masterConfig.imageUri) are not built in Cairn yet; "
+            "submit a Python package with packageUris and pythonModule.",
+        )
+    if spec.hyperparameters is not None:
+        return ApiError(
+            Code.UNIMPLEMENTED,
+            "Hyperparameter tuning (trainingInput.hyperparameters) is not built in Cairn yet.",
+        )
+    return None

@@ -1,0 +1,156 @@
+"""proto3 JSON conventions shared by every ml v1 message.
+
+camelCase names (snake_case accepted too), int64 as JSON strings (numbers accepted),
+RFC 3339 `Z` timestamps, default values omitted, unknown fields refused with Google's wording.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
+from pydantic.alias_generators import to_camel
+
+from cairn.domain.errors import ApiError, Code, FieldViolation
+
+
+def _parse_int64(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError(f"'{value}' is not an integer") from None
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not an integer")
+    return value
+
+
+def _parse_int32(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return _parse_int64(value)
+
+
+# int64 travels as a JSON string; int32 as a number (both accept either on input).
+Int64 = Annotated[int, BeforeValidator(_parse_int64), PlainSerializer(str, when_used="json")]
+Int32 = Annotated[int, BeforeValidator(_parse_int32)]
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, with microseconds only when present."""
+    value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _parse_timestamp(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"'{value}' is not an RFC 3339 timestamp") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"'{value}' has no time zone; use e.g. 2024-01-01T00:00:00Z")
+        return parsed
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_timestamp),
+    PlainSerializer(format_timestamp, when_used="json"),
+]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_default(value: Any) -> bool:
+    # proto3 omits fields holding their default value.
+    return value is None or value is False or value == 0 or value in ("", [], {})
+
+
+class Message(BaseModel):
+    """Base of every ml v1 message."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name, info in type(self).model_fields.items():
+            key = info.serialization_alias or info.alias or name
+            if key not in data:
+                key = name
+            # A set sub-message stays, even when empty (proto3 keeps message presence).
+            if (
+                key in data
+                and _is_default(data[key])
+                and not isinstance(getattr(self, name), Message)
+            ):
+                del data[key]
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """The proto3 JSON form of this message, as the API renders it."""
+        result: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return result
+
+    @classmethod
+    def parse(cls, data: Any, root: str) -> Any:
+        """Validate JSON into this message; errors become INVALID_ARGUMENT naming the field.
+
+        `root` is the request field the payload sits in (`job`, `model`, `version`), used in
+        messages exactly as Google words them.
+        """
+        if not isinstance(data, dict):
+            raise ApiError(
+                Code.INVALID_ARGUMENT,
+                f"Invalid JSON payload received. Expected an object for '{root}'.",
+                [FieldViolation(root, "Expected a JSON object.")],
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc, root) from None
+
+
+def validation_error(exc: ValidationError, root: str) -> ApiError:
+    violations: list[FieldViolation] = []
+    messages: list[str] = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        field = f"{root}.{path}" if path else root
+        if error["type"] == "extra_forbidden":
+            name = str(error["loc"][-1])
+            parent = ".".join(str(p) for p in error["loc"][:-1])
+            where = f"{root}.{parent}" if parent else root
+            text = f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+            violations.append(FieldViolation(field, f'Unknown name "{name}".'))
+        else:
+            detail = error["msg"]
+            if "input" in error and error["type"].endswith(("literal_error", "enum")):
+                detail = f"Invalid value '{error['input']}'. {detail}"
+            text = f"Invalid value at '{field}': {detail}"
+            violations.append(FieldViolation(field, detail))
+        messages.append(text)
+    return ApiError(Code.INVALID_ARGUMENT, "; ".join(messages), violations)
