@@ -27,6 +27,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     predict_max_bytes: int = DEFAULT_PREDICT_MAX_BYTES
+    # Training jobs running at once; later ones wait in QUEUED with a jobPosition.
+    max_running_jobs: int = 4
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -36,6 +38,8 @@ class Settings:
             values["database_url"] = url
         if limit := os.environ.get("CAIRN_PREDICT_MAX_BYTES"):
             values["predict_max_bytes"] = int(limit)
+        if running := os.environ.get("CAIRN_MAX_RUNNING_JOBS"):
+            values["max_running_jobs"] = int(running)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()

@@ -1,0 +1,17 @@
+"""The ASGI application: every ml v1 resource module registered on one router."""
+
+from __future__ import annotations
+
+from cairn.api import jobs, models, operations, projects, storage
+from cairn.api.http import AsgiApp, Router
+from cairn.services.platform import Platform
+
+
+def create_app(platform: Platform, *, predict_max_bytes: int) -> AsgiApp:
+    router = Router()
+    projects.register(router, platform, predict_max_bytes=predict_max_bytes)
+    jobs.register(router, platform)
+    models.register(router, platform)
+    operations.register(router, platform)
+    storage.register(router, platform)
+    return AsgiApp(router, on_startup=platform.start, on_shutdown=platform.stop)

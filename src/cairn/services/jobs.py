@@ -1,0 +1,351 @@
+"""Training jobs: create, read, list, cancel, patch; the queue; recovery after a restart.
+
+A job's document is the source of truth for its state. The runner reports progress
+through callbacks, and every state change is one atomic update of that document, so a
+cancel racing a finishing replica can never resurrect a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cairn.domain.errors import ApiError, Code, already_exists, failed_precondition, invalid_field
+from cairn.domain.jobs import (
+    ACTIVE_STATES,
+    OUTPUT_ONLY_JOB_FIELDS,
+    TERMINAL_STATES,
+    Job,
+    check_labels,
+    unsupported_training_features,
+    validate_new_job,
+)
+from cairn.domain.names import JobName, check_id
+from cairn.domain.wire import format_timestamp, now
+from cairn.services.projects import ProjectService
+from cairn.services.records import list_page, new_etag, public
+from cairn.store import DuplicateKeyError, EtagMismatchError
+
+log = logging.getLogger(__name__)
+
+RESTART_MESSAGE = (
+    "The Cairn server restarted while this job was running and its processes are gone. "
+    "Submit the job again under a new job id."
+)
+
+
+class RunOutcomeLike(Protocol):
+    state: str
+    error_message: str | None
+
+
+class Runner(Protocol):
+    """What the job service needs from the training engine (`cairn.training.TrainingRunner`)."""
+
+    def start(
+        self,
+        project: str,
+        job_id: str,
+        training_input: dict[str, Any],
+        *,
+        on_state: Callable[[str], None],
+        on_finished: Callable[[Any], None],
+    ) -> None: ...
+
+    def cancel(self, project: str, job_id: str) -> None: ...
+
+    def recover(
+        self,
+        project: str,
+        job_id: str,
+        training_input: dict[str, Any],
+        *,
+        on_state: Callable[[str], None],
+        on_finished: Callable[[Any], None],
+    ) -> bool: ...
+
+    def read_logs(
+        self, project: str, job_id: str, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def shutdown(self) -> None: ...
+
+
+class JobService:
+    def __init__(
+        self,
+        repo: Any,
+        projects: ProjectService,
+        runner: Runner,
+        *,
+        max_running_jobs: int = 4,
+    ) -> None:
+        self._repo = repo
+        self._projects = projects
+        self._runner = runner
+        self._max_running = max(1, max_running_jobs)
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[str, str]] = deque()
+        self._running: set[tuple[str, str]] = set()
+
+    # ----- API methods -------------------------------------------------------------------
+
+    def create(self, project: str, body: Any) -> dict[str, Any]:
+        self._projects.ensure(project)
+        job = Job.parse(body, "job")
+        for name in OUTPUT_ONLY_JOB_FIELDS:
+            setattr(job, name, None)
+        validate_new_job(job)
+        if job.prediction_input is not None:
+            raise ApiError(
+                Code.UNIMPLEMENTED,
+                "Batch prediction jobs (predictionInput) are not built in Cairn yet.",
+            )
+        assert job.training_input is not None
+        if (unsupported := unsupported_training_features(job.training_input)) is not None:
+            raise unsupported
+        job.state = "QUEUED"
+        job.create_time = now()
+        job.etag = new_etag()
+        doc = job.to_json()
+        key = (project, str(job.job_id))
+        try:
+            self._repo.insert(key, doc, state="QUEUED")
+        except DuplicateKeyError:
+            raise already_exists(
+                "job.job_id", f"A job with the id '{job.job_id}' already exists."
+            ) from None
+        self._enqueue(key)
+        return self.get(project, str(job.job_id))
+
+    def get(self, project: str, job_id: str) -> dict[str, Any]:
+        check_id(job_id, "name")
+        doc = self._repo.get((project, job_id))
+        if doc is None:
+            raise ApiError(Code.NOT_FOUND, f"Job {JobName(project, job_id)} does not exist.")
+        return self._render(project, doc)
+
+    def list(
+        self,
+        project: str,
+        *,
+        filter_text: str | None,
+        page_size: int | None,
+        page_token: str | None,
+    ) -> dict[str, Any]:
+        self._projects.ensure(project)
+        return list_page(
+            self._repo,
+            (project,),
+            collection="jobs",
+            filter_text=filter_text,
+            page_size=page_size,
+            page_token=page_token,
+            render=lambda doc: self._render(project, doc),
+        )
+
+    def cancel(self, project: str, job_id: str) -> dict[str, Any]:
+        self.get(project, job_id)
+        key = (project, job_id)
+        decided: dict[str, str] = {}
+
+        def request_cancel(doc: dict[str, Any]) -> dict[str, Any] | None:
+            state = doc.get("state")
+            decided["from"] = str(state)
+            if state in TERMINAL_STATES or state == "CANCELLING":
+                return None
+            if state == "QUEUED":
+                return _finished(doc, "CANCELLED", None)
+            return {**doc, "state": "CANCELLING"}
+
+        self._repo.update(key, request_cancel)
+        previous = decided.get("from")
+        if previous in TERMINAL_STATES:
+            raise failed_precondition(
+                f"Job {JobName(project, job_id)} has already ended ({previous}); "
+                "only queued or running jobs can be cancelled."
+            )
+        if previous == "QUEUED":
+            with self._lock:
+                if key in self._queue:
+                    self._queue.remove(key)
+        elif previous in ("PREPARING", "RUNNING"):
+            self._runner.cancel(project, job_id)
+        return {}
+
+    def patch(
+        self, project: str, job_id: str, body: Any, update_mask: str | None
+    ) -> dict[str, Any]:
+        self.get(project, job_id)
+        patch = Job.parse(body, "job")
+        paths = [p.strip() for p in (update_mask or "").split(",") if p.strip()]
+        if not paths:
+            raise invalid_field(
+                "update_mask", "An update mask is required; jobs can update 'labels'."
+            )
+        for path in paths:
+            if path not in ("labels", "etag"):
+                raise invalid_field(
+                    "update_mask", f"'{path}' cannot be updated; jobs can update 'labels'."
+                )
+        check_labels(patch.labels, "job.labels")
+
+        def apply(doc: dict[str, Any]) -> dict[str, Any]:
+            updated = dict(doc)
+            if "labels" in paths:
+                if patch.labels:
+                    updated["labels"] = dict(patch.labels)
+                else:
+                    updated.pop("labels", None)
+            updated["etag"] = new_etag()
+            return updated
+
+        try:
+            self._repo.update((project, job_id), apply, expect_etag=patch.etag or None)
+        except EtagMismatchError:
+            raise ApiError(
+                Code.ABORTED,
+                "The job was changed since you read it (etag mismatch); get it again and retry.",
+            ) from None
+        return self.get(project, job_id)
+
+    def read_logs(self, project: str, job_id: str, cursor: str | None) -> dict[str, Any]:
+        job = self.get(project, job_id)
+        entries, next_cursor = self._runner.read_logs(project, job_id, cursor)
+        return {"entries": entries, "cursor": next_cursor, "jobState": job.get("state")}
+
+    # ----- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover after a restart: re-queue queued jobs, re-adopt or fail running ones."""
+        for key, _doc in self._repo.in_states(["QUEUED"]):
+            self._enqueue(tuple(key))
+        for key, doc in self._repo.in_states(["PREPARING", "RUNNING", "CANCELLING"]):
+            project, job_id = key
+            spec = doc.get("trainingInput", {})
+            adopted = False
+            try:
+                adopted = self._runner.recover(
+                    project,
+                    job_id,
+                    spec,
+                    on_state=self._state_callback((project, job_id)),
+                    on_finished=self._finished_callback((project, job_id)),
+                )
+            except Exception:
+                log.exception("could not re-adopt job %s/%s", project, job_id)
+            if adopted:
+                with self._lock:
+                    self._running.add((project, job_id))
+                if doc.get("state") == "CANCELLING":
+                    self._runner.cancel(project, job_id)
+                continue
+            final = "CANCELLED" if doc.get("state") == "CANCELLING" else "FAILED"
+            message = None if final == "CANCELLED" else RESTART_MESSAGE
+            self._repo.update(
+                (project, job_id),
+                lambda d, f=final, m=message: (
+                    _finished(d, f, m) if d.get("state") in ACTIVE_STATES else None
+                ),
+            )
+
+    def stop(self) -> None:
+        with self._lock:
+            self._queue.clear()
+        self._runner.shutdown()
+
+    # ----- scheduling --------------------------------------------------------------------
+
+    def _enqueue(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._queue.append((key[0], key[1]))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start queued jobs while there is room; the queue order is submission order."""
+        while True:
+            with self._lock:
+                if not self._queue or len(self._running) >= self._max_running:
+                    return
+                key = self._queue.popleft()
+                self._running.add(key)
+            doc = self._repo.get(key)
+            if doc is None or doc.get("state") != "QUEUED":
+                with self._lock:
+                    self._running.discard(key)
+                continue
+            try:
+                self._runner.start(
+                    key[0],
+                    key[1],
+                    doc.get("trainingInput", {}),
+                    on_state=self._state_callback(key),
+                    on_finished=self._finished_callback(key),
+                )
+            except ApiError as exc:
+                self._finished_callback(key)(_Outcome("FAILED", exc.message))
+            except Exception as exc:  # the runner must never leave a job stuck in QUEUED
+                log.exception("could not start job %s/%s", *key)
+                self._finished_callback(key)(
+                    _Outcome("FAILED", f"Cairn could not start the job: {exc}")
+                )
+
+    def _state_callback(self, key: tuple[str, str]) -> Callable[[str], None]:
+        def on_state(state: str) -> None:
+            def advance(doc: dict[str, Any]) -> dict[str, Any] | None:
+                if doc.get("state") in TERMINAL_STATES or doc.get("state") == "CANCELLING":
+                    return None
+                updated = {**doc, "state": state}
+                if state == "RUNNING" and "startTime" not in doc:
+                    updated["startTime"] = format_timestamp(now())
+                return updated
+
+            self._repo.update(key, advance)
+
+        return on_state
+
+    def _finished_callback(self, key: tuple[str, str]) -> Callable[[Any], None]:
+        def on_finished(outcome: Any) -> None:
+            state = outcome.state
+            message = getattr(outcome, "error_message", None)
+
+            def finish(doc: dict[str, Any]) -> dict[str, Any] | None:
+                if doc.get("state") in TERMINAL_STATES:
+                    return None
+                final = "CANCELLED" if doc.get("state") == "CANCELLING" else state
+                return _finished(doc, final, message if final == "FAILED" else None)
+
+            try:
+                self._repo.update(key, finish)
+            finally:
+                with self._lock:
+                    self._running.discard(key)
+                self._dispatch()
+
+        return on_finished
+
+    def _render(self, project: str, doc: dict[str, Any]) -> dict[str, Any]:
+        rendered = public(doc)
+        if rendered.get("state") == "QUEUED":
+            key = (project, doc.get("jobId"))
+            with self._lock:
+                position = next((i for i, k in enumerate(self._queue) if k == key), None)
+            if position:
+                rendered["jobPosition"] = str(position)
+        return rendered
+
+
+class _Outcome:
+    def __init__(self, state: str, error_message: str | None) -> None:
+        self.state = state
+        self.error_message = error_message
+
+
+def _finished(doc: dict[str, Any], state: str, message: str | None) -> dict[str, Any]:
+    updated = {**doc, "state": state, "endTime": format_timestamp(now())}
+    if message:
+        updated["errorMessage"] = message
+    return updated

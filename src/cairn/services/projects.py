@@ -1,0 +1,44 @@
+"""Projects: created on first use in single-user embedded mode."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+from cairn.domain.names import check_project
+
+
+class RuntimeStore(Protocol):
+    def get(self, key: str) -> dict[str, Any] | None: ...
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+def project_number(project: str) -> str:
+    """A stable 12-digit project number derived from the id (Google's are numeric too)."""
+    digest = hashlib.sha256(project.encode()).hexdigest()
+    return str(100_000_000_000 + int(digest[:12], 16) % 900_000_000_000)
+
+
+class ProjectService:
+    def __init__(self, runtime: RuntimeStore) -> None:
+        self._runtime = runtime
+        self._known: set[str] = set()
+
+    def ensure(self, project: str) -> str:
+        """Validate the id and record the project the first time it is used."""
+        check_project(project)
+        if project not in self._known:
+            key = f"project:{project}"
+            if self._runtime.get(key) is None:
+                self._runtime.put(key, {"projectId": project, "number": project_number(project)})
+            self._known.add(project)
+        return project
+
+    def get_config(self, project: str) -> dict[str, Any]:
+        self.ensure(project)
+        number = project_number(project)
+        return {
+            "serviceAccount": f"service-{number}@cloud-ml.google.com.iam.gserviceaccount.com",
+            "serviceAccountProject": number,
+            "config": {"tpuServiceAccount": f"service-{number}@cloud-tpu.iam.gserviceaccount.com"},
+        }
