@@ -1,0 +1,60 @@
+"""Small helpers for tests that drive a running server over HTTP."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+def unique(prefix: str) -> str:
+    """A fresh resource id, so tests sharing one server never collide."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def upload_file(url: str, local: Path, bucket: str, name: str) -> str:
+    response = httpx.post(
+        f"{url}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
+        content=local.read_bytes(),
+        timeout=30,
+    )
+    response.raise_for_status()
+    return f"gs://{bucket}/{name}"
+
+
+def upload_dir(url: str, local: Path, bucket: str, prefix: str) -> str:
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            upload_file(url, path, bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
+    return f"gs://{bucket}/{prefix}"
+
+
+def wait_operation(ml: Any, name: str, timeout: float = 180.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        operation: dict[str, Any] = ml.projects().operations().get(name=name).execute()
+        if operation.get("done"):
+            return operation
+        if time.monotonic() > deadline:
+            raise AssertionError(f"operation {name} not done after {timeout}s: {operation}")
+        time.sleep(0.2)
+
+
+def wait_job(
+    ml: Any,
+    name: str,
+    timeout: float = 180.0,
+    states: tuple[str, ...] = ("SUCCEEDED", "FAILED", "CANCELLED"),
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = ml.projects().jobs().get(name=name).execute()
+        if job.get("state") in states:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {name} still {job.get('state')} after {timeout}s: {job}")
+        time.sleep(0.2)
