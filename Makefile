@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test check lint types imports clean
+.PHONY: demo test check lint types imports clean stop
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test: check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+stop:
+	@if [ -f .cairn-demo/server.lock ] && kill $$(cat .cairn-demo/server.lock) 2>/dev/null; then \
+		echo "Stopped the demo server."; else echo "No demo server is running."; fi

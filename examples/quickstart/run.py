@@ -1,0 +1,158 @@
+"""Cairn's quickstart, end to end, with the commands a user would type.
+
+Starts `cairn server` on 127.0.0.1 (unless one already answers), copies a CSV into a
+local bucket, trains a scikit-learn package as a job, deploys its model as a version and
+asks it for predictions. The server keeps running afterwards (pass --stop to stop it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def run(*args: str, env: dict[str, str]) -> str:
+    """Run a cairn command, echoing it as the user would type it."""
+    print(f"$ cairn {shlex.join(args)}", flush=True)
+    result = subprocess.run([CAIRN, *args], env=env, text=True, capture_output=True)
+    if result.stdout:
+        print(result.stdout, end="", flush=True)
+    if result.stderr:
+        print(result.stderr, end="", file=sys.stderr, flush=True)
+    if result.returncode != 0:
+        raise SystemExit(f"`cairn {shlex.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout
+
+
+def answering(url: str) -> bool:
+    try:
+        with urlopen(f"{url}/v1/projects/quickstart:getConfig", timeout=1):
+            return True
+    except (URLError, OSError):
+        return False
+
+
+def start_server(home: Path, port: int, url: str, env: dict[str, str]) -> int | None:
+    if answering(url):
+        print(f"A Cairn server already answers at {url}; using it.")
+        return None
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "server.log").open("ab")
+    print(f"$ cairn server --home {home} --port {port} &", flush=True)
+    process = subprocess.Popen(
+        [CAIRN, "server", "--home", str(home), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not answering(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"The server did not start; see {home / 'server.log'}")
+        time.sleep(0.2)
+    return process.pid
+
+
+def write_iris_csv(path: Path) -> None:
+    from sklearn.datasets import load_iris  # ships with scikit-learn, no download
+
+    iris = load_iris()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    lines = [",".join([*names, "species"])]
+    lines += [",".join([*map(str, row), str(label)]) for row, label in zip(iris.data, iris.target, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, default=REPO / ".cairn-demo", help="server home")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--stop", action="store_true", help="stop the server at the end")
+    options = parser.parse_args()
+
+    home = options.home.resolve()
+    url = f"http://127.0.0.1:{options.port}"
+    env = {**os.environ, "CAIRN_API": url, "CAIRN_HOME": str(home), "CAIRN_PROJECT": "quickstart"}
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    job = f"iris_{stamp}"
+    version = f"v{stamp}"
+    work = home / "quickstart"
+    work.mkdir(parents=True, exist_ok=True)
+
+    say("1. Start the server")
+    pid = start_server(home, options.port, url, env)
+
+    say("2. Copy the training data into a bucket")
+    write_iris_csv(work / "iris.csv")
+    run("storage", "cp", str(work / "iris.csv"), "gs://quickstart/data/iris.csv", env=env)
+
+    say("3. Train: submit the trainer package as a job and follow its logs")
+    run(
+        "jobs", "submit", "training", job,
+        "--package-path", str(HERE / "trainer"),
+        "--module-name", "trainer.task",
+        "--job-dir", f"gs://quickstart/jobs/{job}",
+        "--region", "us-central1",
+        "--runtime-version", "2.11",
+        "--python-version", "3.7",
+        "--stream-logs",
+        "--", "--train-file", "gs://quickstart/data/iris.csv",
+        env=env,
+    )  # fmt: skip
+    run("jobs", "describe", job, env=env)
+
+    say("4. Deploy: create a model and a version from the job's output")
+    exists = subprocess.run([CAIRN, "models", "describe", "iris"], env=env, capture_output=True)
+    if exists.returncode != 0:
+        run("models", "create", "iris", "--regions", "us-central1", env=env)
+    run(
+        "versions", "create", version,
+        "--model", "iris",
+        "--origin", f"gs://quickstart/jobs/{job}/model",
+        "--framework", "scikit-learn",
+        "--runtime-version", "2.11",
+        env=env,
+    )  # fmt: skip
+    if exists.returncode == 0:
+        run("versions", "set-default", version, "--model", "iris", env=env)
+
+    say("5. Predict online")
+    instances = work / "instances.json"
+    instances.write_text("[5.1, 3.5, 1.4, 0.2]\n[6.7, 3.0, 5.2, 2.3]\n")
+    print(f"$ cat {instances}\n{instances.read_text()}", end="")
+    output = run("predict", "--model", "iris", "--json-instances", str(instances), "--format", "json", env=env)
+    predictions = json.loads(output)
+    predictions = predictions.get("predictions", predictions) if isinstance(predictions, dict) else predictions
+    if list(predictions) != [0, 2]:
+        raise SystemExit(f"Unexpected predictions {predictions}; expected [0, 2] (setosa, virginica).")
+
+    say("Done")
+    print(f"The server answers at {url} (home: {home}).")
+    print("Try:  CAIRN_API=" + url + " CAIRN_PROJECT=quickstart cairn models list")
+    if options.stop and pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        print("Server stopped.")
+    elif pid is not None:
+        print(f"Stop it with:  kill {pid}   (or: make stop)")
+
+
+if __name__ == "__main__":
+    main()
