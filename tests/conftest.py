@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.remote import ml_client
 
 VENV_BIN = Path(sys.executable).parent
 CAIRN = str(VENV_BIN / "cairn")
@@ -112,21 +113,6 @@ def cairn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
     server.start()
     yield server
     server.stop()
-
-
-def ml_client(url: str):  # type: ignore[no-untyped-def]
-    """google-api-python-client's ml v1 client pointed at a Cairn server."""
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient.discovery import build
-
-    return build(
-        "ml",
-        "v1",
-        client_options={"api_endpoint": url},
-        credentials=AnonymousCredentials(),
-        static_discovery=True,
-        cache_discovery=False,
-    )
 
 
 @pytest.fixture(scope="session")

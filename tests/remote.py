@@ -58,3 +58,18 @@ def wait_job(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {name} still {job.get('state')} after {timeout}s: {job}")
         time.sleep(0.2)
+
+
+def ml_client(url: str):  # type: ignore[no-untyped-def]
+    """google-api-python-client's ml v1 client pointed at a Cairn server."""
+    from google.auth.credentials import AnonymousCredentials
+    from googleapiclient.discovery import build
+
+    return build(
+        "ml",
+        "v1",
+        client_options={"api_endpoint": url},
+        credentials=AnonymousCredentials(),
+        static_discovery=True,
+        cache_discovery=False,
+    )

@@ -8,9 +8,8 @@ from typing import Any
 
 import psutil
 import pytest
-from tests.conftest import ml_client
 from tests.factories import build_trainer_sdist, sklearn_model_dir
-from tests.remote import unique, upload_dir, upload_file, wait_job, wait_operation
+from tests.remote import ml_client, unique, upload_dir, upload_file, wait_job, wait_operation
 
 P = "projects/restarts"
 
