@@ -1,0 +1,29 @@
+"""`cairn jobs`: submit and manage training jobs (gcloud ai-platform jobs)."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli.jobs.cancel import cancel
+from cairn.cli.jobs.describe import describe
+from cairn.cli.jobs.list_jobs import list_jobs
+from cairn.cli.jobs.stream_logs import stream_logs
+from cairn.cli.jobs.submit import submit
+from cairn.cli.jobs.update import update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def jobs() -> None:
+    """Submit and manage training jobs.
+
+    \b
+    Typical flow:
+      cairn jobs submit training JOB --package-path trainer --module-name trainer.task \\
+          --staging-bucket gs://staging --job-dir gs://out/JOB -- --epochs 3
+      cairn jobs stream-logs JOB
+      cairn jobs describe JOB
+    """
+
+
+for _command in (submit, describe, list_jobs, cancel, update, stream_logs):
+    jobs.add_command(_command)

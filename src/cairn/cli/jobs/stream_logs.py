@@ -1,0 +1,59 @@
+"""`cairn jobs stream-logs JOB`: follow a job's log lines until it ends."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.output import Printer
+from cairn.client import TERMINAL_JOB_STATES, CairnClient
+
+
+def follow_logs(
+    client: CairnClient,
+    printer: Printer,
+    job_id: str,
+    *,
+    task_name: str | None = None,
+    interval: float = 1.0,
+) -> str:
+    """Print the job's log lines as they come; return its state once it has ended."""
+    cursor: str | None = None
+    while True:
+        batch = client.read_job_logs(job_id, cursor)
+        entries = batch.get("entries") or []
+        for entry in entries:
+            task = str(entry.get("taskName", ""))
+            if task_name is None or task == task_name:
+                printer.line(f"{task}\t{entry.get('text', '')}".rstrip("\n"))
+        cursor = batch.get("cursor") or cursor
+        state = str(batch.get("jobState") or "")
+        if state in TERMINAL_JOB_STATES and not entries:
+            return state
+        if not entries:
+            time.sleep(interval)
+
+
+@click.command("stream-logs", cls=CairnCommand)
+@click.argument("job")
+@click.option("--task-name", help="Only this replica's lines, e.g. master-replica-0.")
+@click.option(
+    "--polling-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between checks for new lines.",
+)
+@common_options
+def stream_logs(job: str, task_name: str | None, polling_interval: float, session: Session) -> None:
+    """Print the log lines of job JOB's replicas and follow them until the job ends.
+
+    Each line is TASK_NAME<TAB>TEXT. Stops by itself when the job has ended and every
+    line has been printed; Ctrl-C stops following without touching the job.
+    """
+    state = follow_logs(
+        session.client, session.printer, job, task_name=task_name, interval=polling_interval
+    )
+    session.printer.status(f"Job [{job}] ended: {state}.")

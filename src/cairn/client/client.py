@@ -1,0 +1,269 @@
+"""`CairnClient`: the synchronous Python client of Cairn's ml v1 REST API.
+
+One method per ml v1 method the CLI uses, plus Cairn's two extensions (object upload into a
+local bucket, job logs). Bodies travel as plain JSON dicts in the API's own camelCase shape,
+so what a user reads in Google's reference is what they pass here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+from urllib.parse import quote
+
+import httpx
+
+from cairn.client.errors import error_from_response, error_from_status
+from cairn.domain.errors import ApiError, Code
+
+TERMINAL_JOB_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+Json = dict[str, Any]
+
+
+class CairnClient:
+    """Talks to one Cairn server on behalf of one project."""
+
+    def __init__(
+        self,
+        api_url: str,
+        project: str,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.project = project
+        self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CairnClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- names ---------------------------------------------------------------------------
+
+    @property
+    def project_name(self) -> str:
+        return f"projects/{self.project}"
+
+    def job_name(self, job_id: str) -> str:
+        return f"{self.project_name}/jobs/{job_id}"
+
+    def model_name(self, model: str) -> str:
+        return model if model.startswith("projects/") else f"{self.project_name}/models/{model}"
+
+    def version_name(self, model: str, version: str) -> str:
+        if version.startswith("projects/"):
+            return version
+        return f"{self.model_name(model)}/versions/{version}"
+
+    def operation_name(self, operation: str) -> str:
+        if operation.startswith("projects/"):
+            return operation
+        return f"{self.project_name}/operations/{operation}"
+
+    # -- project -------------------------------------------------------------------------
+
+    def get_config(self) -> Json:
+        return self._call("GET", f"v1/{self.project_name}:getConfig")
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def create_job(self, job: Json) -> Json:
+        return self._call("POST", f"v1/{self.project_name}/jobs", json=job)
+
+    def get_job(self, job_id: str) -> Json:
+        return self._call("GET", f"v1/{self.job_name(job_id)}")
+
+    def list_jobs(self, filter: str | None = None, page_size: int | None = None) -> Iterator[Json]:
+        """Every job of the project, fetching page after page as the caller iterates."""
+        return self._pages(f"v1/{self.project_name}/jobs", "jobs", filter, page_size)
+
+    def cancel_job(self, job_id: str) -> None:
+        self._call("POST", f"v1/{self.job_name(job_id)}:cancel", json={})
+
+    def patch_job(self, job_id: str, body: Json, update_mask: str) -> Json:
+        return self._call(
+            "PATCH", f"v1/{self.job_name(job_id)}", json=body, params={"updateMask": update_mask}
+        )
+
+    # -- models --------------------------------------------------------------------------
+
+    def create_model(self, model: Json) -> Json:
+        return self._call("POST", f"v1/{self.project_name}/models", json=model)
+
+    def get_model(self, model: str) -> Json:
+        return self._call("GET", f"v1/{self.model_name(model)}")
+
+    def list_models(
+        self, filter: str | None = None, page_size: int | None = None
+    ) -> Iterator[Json]:
+        return self._pages(f"v1/{self.project_name}/models", "models", filter, page_size)
+
+    def patch_model(self, model: str, body: Json, update_mask: str) -> Json:
+        """Returns the update's Operation."""
+        return self._call(
+            "PATCH", f"v1/{self.model_name(model)}", json=body, params={"updateMask": update_mask}
+        )
+
+    def delete_model(self, model: str) -> Json:
+        """Returns the delete's Operation."""
+        return self._call("DELETE", f"v1/{self.model_name(model)}")
+
+    # -- versions ------------------------------------------------------------------------
+
+    def create_version(self, model: str, version: Json) -> Json:
+        """Returns the create's Operation; `wait_operation` it to get the Version."""
+        return self._call("POST", f"v1/{self.model_name(model)}/versions", json=version)
+
+    def get_version(self, model: str, version: str) -> Json:
+        return self._call("GET", f"v1/{self.version_name(model, version)}")
+
+    def list_versions(
+        self, model: str, filter: str | None = None, page_size: int | None = None
+    ) -> Iterator[Json]:
+        return self._pages(f"v1/{self.model_name(model)}/versions", "versions", filter, page_size)
+
+    def patch_version(self, model: str, version: str, body: Json, update_mask: str) -> Json:
+        """Returns the update's Operation."""
+        return self._call(
+            "PATCH",
+            f"v1/{self.version_name(model, version)}",
+            json=body,
+            params={"updateMask": update_mask},
+        )
+
+    def delete_version(self, model: str, version: str) -> Json:
+        """Returns the delete's Operation."""
+        return self._call("DELETE", f"v1/{self.version_name(model, version)}")
+
+    def set_default_version(self, model: str, version: str) -> Json:
+        return self._call("POST", f"v1/{self.version_name(model, version)}:setDefault", json={})
+
+    # -- operations ----------------------------------------------------------------------
+
+    def get_operation(self, operation: str) -> Json:
+        return self._call("GET", f"v1/{self.operation_name(operation)}")
+
+    def list_operations(
+        self, filter: str | None = None, page_size: int | None = None
+    ) -> Iterator[Json]:
+        return self._pages(f"v1/{self.project_name}/operations", "operations", filter, page_size)
+
+    def cancel_operation(self, operation: str) -> None:
+        self._call("POST", f"v1/{self.operation_name(operation)}:cancel", json={})
+
+    def wait_operation(
+        self,
+        operation: str | Json,
+        *,
+        interval: float = 1.0,
+        timeout: float | None = None,
+        on_poll: Callable[[Json], None] | None = None,
+    ) -> Json:
+        """Poll until the operation is done; return it, or raise its error as `ApiError`."""
+        current = operation if isinstance(operation, dict) else self.get_operation(operation)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not current.get("done"):
+            if on_poll is not None:
+                on_poll(current)
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiError(
+                    Code.DEADLINE_EXCEEDED,
+                    f"Operation [{current.get('name')}] is still running after {timeout:g}s. "
+                    "Check on it later with `cairn operations describe`.",
+                )
+            time.sleep(interval)
+            current = self.get_operation(str(current["name"]))
+        if current.get("error"):
+            raise error_from_status(current["error"])
+        return current
+
+    # -- prediction ----------------------------------------------------------------------
+
+    def predict(self, name: str, body: Json) -> Json:
+        """POST `{name}:predict`; `name` is a model (default version) or a version name."""
+        return self._call("POST", f"v1/{name}:predict", json=body)
+
+    # -- Cairn extensions ----------------------------------------------------------------
+
+    def upload_object(self, bucket: str, name: str, data: bytes | IO[bytes]) -> Json:
+        """Store bytes at gs://bucket/name (Cloud Storage JSON API media upload)."""
+        return self._call(
+            "POST",
+            f"upload/storage/v1/b/{bucket}/o",
+            params={"uploadType": "media", "name": name},
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def read_job_logs(self, job_id: str, cursor: str | None = None) -> Json:
+        """One batch of a job's log lines: `{"entries": [...], "cursor", "jobState"}`."""
+        params = {"cursor": cursor} if cursor else None
+        return self._call("GET", f"cairn/v1/{self.project_name}/jobs/{job_id}/logs", params=params)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _pages(
+        self, path: str, key: str, filter: str | None, page_size: int | None
+    ) -> Iterator[Json]:
+        params: dict[str, str] = {}
+        if filter:
+            params["filter"] = filter
+        if page_size:
+            params["pageSize"] = str(page_size)
+        while True:
+            page = self._call("GET", path, params=params)
+            yield from page.get(key) or []
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Json | None = None,
+        content: bytes | IO[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Json:
+        try:
+            response = self._http.request(
+                method,
+                "/" + quote(path, safe="/:"),
+                params=params,
+                json=json,
+                content=content,  # type: ignore[arg-type]
+                headers=headers,
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(self.api_url, exc) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        if not response.content:
+            return {}
+        body = response.json()
+        return body if isinstance(body, dict) else {"value": body}
+
+
+def _unreachable(api_url: str, exc: httpx.TransportError) -> ApiError:
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiError(
+            Code.DEADLINE_EXCEEDED,
+            f"The Cairn server at {api_url} did not answer in time. Check that it is "
+            "healthy (`cairn server` logs) and retry.",
+        )
+    return ApiError(
+        Code.UNAVAILABLE,
+        f"No Cairn server answers at {api_url}. Start one with `cairn server` "
+        "(or point --api / CAIRN_API at a running one).",
+    )
