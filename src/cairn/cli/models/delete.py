@@ -1,0 +1,20 @@
+"""`cairn models delete MODEL`."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli.options import CairnCommand, Session, common_options, confirm, quiet_option
+
+
+@click.command(cls=CairnCommand)
+@click.argument("model")
+@quiet_option
+@common_options
+def delete(model: str, quiet: bool, session: Session) -> None:
+    """Delete model MODEL (delete its versions first)."""
+    confirm(f"This will delete model [{model}]...", quiet)
+    operation = session.client.delete_model(model)
+    with session.printer.spinner(f"Deleting model [{model}]..."):
+        session.client.wait_operation(operation)
+    session.printer.status(f"Deleted model [{model}].")
