@@ -1,0 +1,95 @@
+"""Where replicas run: one small interface, so a Ray executor can sit beside local processes.
+
+An executor launches a command as a replica and hands back a `ReplicaProcess`. Every
+replica is described by a `ReplicaRecord` that is plain JSON, so the training engine can
+write it to disk and, after a server restart, ask the executor to adopt the replica again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Seconds a replica gets between SIGTERM and SIGKILL when it is stopped.
+DEFAULT_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What to run for one replica and where its output and exit status go."""
+
+    name: str  # e.g. "master-replica-0"; names the log files
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    log_path: Path  # stdout and stderr, interleaved as they arrive
+    stderr_path: Path  # stderr alone, for the error message of a failed replica
+    exit_path: Path  # the wrapper writes the user command's exit code here
+
+
+@dataclass(frozen=True)
+class ReplicaRecord:
+    """A launched replica as JSON: enough to find it again after a restart."""
+
+    name: str
+    pid: int
+    create_time: float  # psutil's create_time of `pid`, so a reused pid is not mistaken
+    log_path: str
+    stderr_path: str
+    exit_path: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReplicaRecord:
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            log_path=str(data["log_path"]),
+            stderr_path=str(data["stderr_path"]),
+            exit_path=str(data["exit_path"]),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+class ReplicaLost(Exception):
+    """The replica's process is gone and left no exit status behind."""
+
+
+class ReplicaProcess(ABC):
+    """A running (or finished) replica, launched or adopted by an executor."""
+
+    record: ReplicaRecord
+
+    @abstractmethod
+    def poll(self) -> int | None:
+        """The exit code once the replica has ended, else None.
+
+        Negative codes mean "killed by that signal". Raises `ReplicaLost` when the process
+        vanished without a recorded exit status (e.g. it was SIGKILLed with its wrapper).
+        """
+
+    @abstractmethod
+    def terminate(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        """End the replica's whole process tree: SIGTERM, then SIGKILL after `grace_s`."""
+
+    @abstractmethod
+    def is_alive(self) -> bool:
+        """Whether any process of the replica still runs."""
+
+
+class Executor(ABC):
+    """Launches replicas and re-adopts them after a restart."""
+
+    @abstractmethod
+    def launch(self, spec: LaunchSpec) -> ReplicaProcess: ...
+
+    @abstractmethod
+    def adopt(self, record: ReplicaRecord) -> ReplicaProcess | None:
+        """The replica behind `record` if it still runs or left an exit status, else None."""

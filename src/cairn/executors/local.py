@@ -1,0 +1,139 @@
+"""Replicas as local processes, each under the replica shim in a session of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from cairn.executors.base import (
+    DEFAULT_GRACE_S,
+    Executor,
+    LaunchSpec,
+    ReplicaLost,
+    ReplicaProcess,
+    ReplicaRecord,
+)
+from cairn.executors.exit_status import read_exit_status
+from cairn.executors.process_tree import group_members, is_running, terminate_tree
+
+# After the wrapper is gone, how long to wait for its exit file before calling it lost
+# (the file is written before the wrapper exits, so this only covers slow filesystems).
+_EXIT_FILE_WAIT_S = 1.0
+
+
+def shim_argv(spec: LaunchSpec) -> list[str]:
+    """The command line that runs `spec.argv` under the replica shim."""
+    return [
+        sys.executable,
+        "-m",
+        "cairn.executors.replica_shim",
+        "--log",
+        str(spec.log_path),
+        "--stderr-log",
+        str(spec.stderr_path),
+        "--exit-file",
+        str(spec.exit_path),
+        "--",
+        *spec.argv,
+    ]
+
+
+class LocalProcess(ReplicaProcess):
+    """A replica wrapper process on this machine, launched by us or adopted after a restart."""
+
+    def __init__(self, record: ReplicaRecord, popen: subprocess.Popen[bytes] | None) -> None:
+        self.record = record
+        self._popen = popen  # None when adopted: we are not the parent, so no waitpid
+        self._gone_since: float | None = None
+
+    def _wrapper_running(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return is_running(self.record.pid, self.record.create_time)
+
+    def poll(self) -> int | None:
+        code = read_exit_status(Path(self.record.exit_path))
+        if code is not None:
+            if self._popen is not None:
+                self._popen.poll()  # reap the wrapper so it does not linger as a zombie
+            return code
+        if self._wrapper_running():
+            return None
+        # The wrapper ended without an exit file: give the file a moment, then give up.
+        now = time.monotonic()
+        if self._gone_since is None:
+            self._gone_since = now
+        code = read_exit_status(Path(self.record.exit_path))
+        if code is not None:
+            return code
+        if now - self._gone_since < _EXIT_FILE_WAIT_S:
+            return None
+        wrapper_code = self._popen.returncode if self._popen is not None else None
+        raise ReplicaLost(
+            f"The process of replica {self.record.name} ended without recording an exit status"
+            + (f" (its wrapper exited with {wrapper_code})." if wrapper_code is not None else ".")
+        )
+
+    def is_alive(self) -> bool:
+        if self._wrapper_running():
+            return True
+        try:
+            return any(
+                p.status() != psutil.STATUS_ZOMBIE
+                for p in [p for p in group_members(self.record.pid) if p.pid != self.record.pid]
+            )
+        except psutil.Error:
+            return False
+
+    def terminate(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        if self._popen is None and not is_running(self.record.pid, self.record.create_time):
+            # The wrapper is gone (and its pid may belong to someone else now): only its
+            # process group, which nobody else can join, may still hold grandchildren.
+            for proc in [p for p in group_members(self.record.pid) if p.pid != self.record.pid]:
+                terminate_tree(proc.pid, grace_s=grace_s, leader_of_group=False)
+            return
+        terminate_tree(self.record.pid, grace_s=grace_s, leader_of_group=True)
+        if self._popen is not None:
+            self._popen.poll()
+
+
+class LocalProcessExecutor(Executor):
+    """Runs each replica as a child process tree on this machine."""
+
+    def launch(self, spec: LaunchSpec) -> LocalProcess:
+        for path in (spec.log_path, spec.stderr_path, spec.exit_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        spec.exit_path.unlink(missing_ok=True)
+        spec.cwd.mkdir(parents=True, exist_ok=True)
+        popen = subprocess.Popen(
+            shim_argv(spec),
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            create_time = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            create_time = time.time()  # it already ended; the exit file will tell how
+        record = ReplicaRecord(
+            name=spec.name,
+            pid=popen.pid,
+            create_time=create_time,
+            log_path=str(spec.log_path),
+            stderr_path=str(spec.stderr_path),
+            exit_path=str(spec.exit_path),
+        )
+        return LocalProcess(record, popen)
+
+    def adopt(self, record: ReplicaRecord) -> LocalProcess | None:
+        ended = read_exit_status(Path(record.exit_path)) is not None
+        if ended or is_running(record.pid, record.create_time):
+            return LocalProcess(record, None)
+        return None

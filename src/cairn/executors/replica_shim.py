@@ -1,0 +1,85 @@
+"""The wrapper every replica runs under: `python -m cairn.executors.replica_shim ...`.
+
+It runs the user command, copies its stdout and stderr into the replica's log (stderr
+also into a file of its own, for error messages) and writes the exit code to a file.
+Because the exit code lands in a file rather than only in `waitpid`, a server that
+restarted (and so is no longer the parent) can still learn how the replica ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from cairn.executors.exit_status import write_exit_status
+
+# How long to keep copying output after the user command exits: a grandchild that
+# inherited the pipes must not keep the replica from reporting its exit code.
+_DRAIN_TIMEOUT_S = 5.0
+
+
+def _copy(source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock) -> None:
+    for line in iter(source.readline, b""):
+        with lock:
+            for sink in sinks:
+                sink.write(line)
+                sink.flush()
+
+
+def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> int:
+    """Run `argv`, capture its output, record and return its exit code."""
+    lock = threading.Lock()
+    with open(log_path, "ab") as log, open(stderr_path, "ab") as err:
+        try:
+            child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            message = f"Cairn could not start the replica command {argv[0]!r}: {exc}\n"
+            for sink in (log, err):
+                sink.write(message.encode())
+            write_exit_status(exit_path, 127)
+            return 127
+
+        # A stop request reaches the whole process group; the wrapper stays to record
+        # how the user command ended instead of dying first.
+        def forward(signum: int, _frame: object) -> None:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        assert child.stdout is not None and child.stderr is not None
+        readers = [
+            threading.Thread(target=_copy, args=(child.stdout, [log], lock), daemon=True),
+            threading.Thread(target=_copy, args=(child.stderr, [log, err], lock), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        code = child.wait()
+        for reader in readers:
+            reader.join(timeout=_DRAIN_TIMEOUT_S)
+    write_exit_status(exit_path, code)
+    return code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--stderr-log", type=Path, required=True)
+    parser.add_argument("--exit-file", type=Path, required=True)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the replica command after --")
+    code = run(command, args.log, args.stderr_log, args.exit_file)
+    # Mirror the user command's status, signals as 128+N like a shell does.
+    sys.exit(code if code >= 0 else 128 - code)
+
+
+if __name__ == "__main__":
+    main()

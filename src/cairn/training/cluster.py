@@ -1,0 +1,170 @@
+"""A training job's cluster: which replicas run, their loopback ports, and their TF_CONFIG.
+
+Every job is a `ClusterSpec`, even a BASIC one (a cluster of one master), so distributed
+jobs and single-replica jobs go through the same launch, watch and cancel code.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.domain.errors import ApiError, Code, invalid_field
+
+MASTER = "master"
+WORKER = "worker"
+PS = "ps"
+EVALUATOR = "evaluator"
+
+LOOPBACK = "127.0.0.1"
+
+# Replica counts AI Platform documents for its predefined tiers: (workers, parameter servers).
+_TIER_SHAPES: dict[str, tuple[int, int]] = {
+    "BASIC": (0, 0),
+    "BASIC_GPU": (0, 0),
+    "STANDARD_1": (4, 3),
+    "PREMIUM_1": (19, 11),
+}
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """One process of the cluster. `role` is the log/task name role: master, worker, ps, evaluator."""
+
+    role: str
+    index: int
+    port: int | None  # None for evaluators: they are not part of the training cluster
+
+    @property
+    def task_name(self) -> str:
+        """The name AI Platform gives the replica in logs, e.g. `master-replica-0`."""
+        return f"{self.role}-replica-{self.index}"
+
+    @property
+    def address(self) -> str | None:
+        return f"{LOOPBACK}:{self.port}" if self.port is not None else None
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The replicas of one job (or one tuning trial) and what the primary is called."""
+
+    replicas: tuple[ReplicaSpec, ...]
+    primary_type: str  # "chief" (TF 2 runtimes) or "master" in TF_CONFIG
+
+    @property
+    def primary(self) -> ReplicaSpec:
+        return next(r for r in self.replicas if r.role == MASTER)
+
+    def task_type(self, replica: ReplicaSpec) -> str:
+        return self.primary_type if replica.role == MASTER else replica.role
+
+    def tf_cluster(self) -> dict[str, list[str]]:
+        """TF_CONFIG's `cluster`: task type -> addresses; never lists evaluators."""
+        cluster: dict[str, list[str]] = {}
+        for replica in self.replicas:
+            if replica.role == EVALUATOR or replica.address is None:
+                continue
+            cluster.setdefault(self.task_type(replica), []).append(replica.address)
+        return cluster
+
+    def tf_config(
+        self,
+        replica: ReplicaSpec,
+        training_input: Mapping[str, Any],
+        trial_id: str | None = None,
+    ) -> dict[str, Any]:
+        """TF_CONFIG as a replica on AI Platform sees it (reference §3.3, cloud shape)."""
+        task: dict[str, Any] = {"type": self.task_type(replica), "index": replica.index}
+        if trial_id is not None:
+            task["trial"] = trial_id
+        return {
+            "cluster": self.tf_cluster(),
+            "task": task,
+            "job": dict(training_input),
+            "environment": "cloud",
+        }
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def primary_type(training_input: Mapping[str, Any]) -> str:
+    """`chief` for runtime versions 2.1 and later (or unset), `master` for older ones."""
+    if training_input.get("useChiefInTfConfig"):
+        return "chief"
+    version = str(training_input.get("runtimeVersion") or "").strip()
+    if not version:
+        return "chief"
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return "chief"
+    return "chief" if parts >= (2, 1) else "master"
+
+
+def _count(training_input: Mapping[str, Any], key: str) -> int:
+    raw = training_input.get(key)
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise invalid_field(
+            f"job.training_input.{key}", f"'{raw}' is not a whole number."
+        ) from None
+    if value < 0:
+        raise invalid_field(f"job.training_input.{key}", "Counts cannot be negative.")
+    return value
+
+
+def replica_counts(training_input: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(workers, parameter servers, evaluators) the scale tier asks for."""
+    tier = str(training_input.get("scaleTier") or "BASIC")
+    if tier == "CUSTOM":
+        return (
+            _count(training_input, "workerCount"),
+            _count(training_input, "parameterServerCount"),
+            _count(training_input, "evaluatorCount"),
+        )
+    if tier == "BASIC_TPU":
+        raise ApiError(
+            Code.UNIMPLEMENTED,
+            "scaleTier BASIC_TPU is not built in Cairn (there are no Cloud TPUs here); "
+            "use BASIC, BASIC_GPU or CUSTOM.",
+        )
+    if tier not in _TIER_SHAPES:
+        raise invalid_field(
+            "job.training_input.scale_tier",
+            f"Unknown scale tier '{tier}'; use BASIC, BASIC_GPU, STANDARD_1, PREMIUM_1 or CUSTOM.",
+        )
+    workers, ps = _TIER_SHAPES[tier]
+    return workers, ps, 0
+
+
+def cluster_for(
+    training_input: Mapping[str, Any], port_source: Callable[[], int] = free_port
+) -> ClusterSpec:
+    """The cluster a training input describes, with a fresh loopback port per member."""
+    workers, ps, evaluators = replica_counts(training_input)
+    taken: set[int] = set()
+
+    def distinct_port() -> int:
+        # Ports come from closed probe sockets, so the OS may hand one out twice.
+        while (port := port_source()) in taken:
+            pass
+        taken.add(port)
+        return port
+
+    replicas = [ReplicaSpec(MASTER, 0, distinct_port())]
+    replicas += [ReplicaSpec(WORKER, i, distinct_port()) for i in range(workers)]
+    replicas += [ReplicaSpec(PS, i, distinct_port()) for i in range(ps)]
+    replicas += [ReplicaSpec(EVALUATOR, i, None) for i in range(evaluators)]
+    return ClusterSpec(tuple(replicas), primary_type(training_input))

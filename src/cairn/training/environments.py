@@ -1,0 +1,213 @@
+"""Per-package-set Python environments, built once and reused.
+
+A job's `packageUris` are pip-installed (with their declared dependencies) into a
+virtual environment under `envs_root/<key>`, where the key is the sha256 of the package
+files. The environment sees Cairn's own site-packages through a `.pth` file, so the big
+frameworks (TensorFlow, scikit-learn, XGBoost) are never reinstalled and pip only adds
+what is missing. Environments are built in a temporary directory and renamed into place,
+so two jobs racing for the same packages never see a half-built one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import uuid
+import venv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cairn.executors import terminate_tree
+
+# Lines of pip's output kept in the error message of a failed install.
+PIP_TAIL_LINES = 30
+
+# Distributions Cairn's venv holds under a build-specific name; trainers declare the plain
+# name. The environment records the plain name as provided so pip does not download the
+# framework a second time (declared name, name installed in Cairn's venv).
+FRAMEWORK_ALIASES = (("tensorflow", "tensorflow-cpu"), ("xgboost", "xgboost-cpu"))
+
+
+class EnvironmentBuildError(Exception):
+    """pip could not install the packages; the message carries the tail of its output."""
+
+
+class EnvironmentBuildCancelled(Exception):
+    """The job was cancelled while its environment was being built."""
+
+
+@dataclass(frozen=True)
+class PythonEnvironment:
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+
+def environment_key(package_files: Sequence[Path]) -> str:
+    """sha256 over the packages' names and contents (and the Python version they serve)."""
+    digest = hashlib.sha256(f"cp{sys.version_info[0]}{sys.version_info[1]}\0".encode())
+    for path in sorted(package_files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _cairn_site_dirs() -> list[str]:
+    paths = sysconfig.get_paths()
+    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+
+
+def _site_packages(root: Path) -> Path:
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return root / "lib" / version / "site-packages"
+
+
+class EnvironmentCache:
+    """Builds and finds the environment for a set of package files."""
+
+    def __init__(self, envs_root: Path, pip_args: Sequence[str] = ()) -> None:
+        self.envs_root = envs_root
+        self._pip_args = list(pip_args)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def find(self, package_files: Sequence[Path]) -> PythonEnvironment | None:
+        """The ready environment for these packages, if one was built before."""
+        root = self.envs_root / environment_key(package_files)
+        return PythonEnvironment(root) if (root / "bin" / "python").exists() else None
+
+    def ensure(
+        self,
+        package_files: Sequence[Path],
+        *,
+        log_path: Path,
+        cancelled: threading.Event | None = None,
+    ) -> PythonEnvironment:
+        """The environment for `package_files`, built (pip output to `log_path`) if needed."""
+        key = environment_key(package_files)
+        final = self.envs_root / key
+        with self._lock_for(key):
+            if (final / "bin" / "python").exists():
+                return PythonEnvironment(final)
+            self.envs_root.mkdir(parents=True, exist_ok=True)
+            building = self.envs_root / f".building-{key[:16]}-{uuid.uuid4().hex[:8]}"
+            try:
+                self._build(building, package_files, log_path, cancelled)
+                _retarget_scripts(building, final)
+                try:
+                    os.rename(building, final)
+                except OSError:
+                    # Another process finished the same environment first: use theirs.
+                    if not (final / "bin" / "python").exists():
+                        raise
+            finally:
+                shutil.rmtree(building, ignore_errors=True)
+        return PythonEnvironment(final)
+
+    def _build(
+        self,
+        root: Path,
+        package_files: Sequence[Path],
+        log_path: Path,
+        cancelled: threading.Event | None,
+    ) -> None:
+        venv.EnvBuilder(with_pip=False, symlinks=True, clear=True).create(root)
+        site_packages = _site_packages(root)
+        # Executed at start-up: adds Cairn's site-packages (and runs their own .pth files).
+        lines = [f"import site; site.addsitedir({path!r})" for path in _cairn_site_dirs()]
+        (site_packages / "_cairn_frameworks.pth").write_text("\n".join(lines) + "\n")
+        _record_framework_aliases(site_packages)
+        command = [
+            str(root / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            # Build sdists with the setuptools Cairn already has: no download, no network.
+            "--no-build-isolation",
+            *self._pip_args,
+            *[str(p) for p in package_files],
+        ]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+        with open(log_path, "ab") as log:
+            log.write(f"Installing {', '.join(p.name for p in package_files)}\n".encode())
+            log.flush()
+            start = log.tell()
+            pip = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            while True:
+                try:
+                    code = pip.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancelled is not None and cancelled.is_set():
+                        terminate_tree(pip.pid, grace_s=2.0)
+                        pip.wait()
+                        raise EnvironmentBuildCancelled() from None
+        if code != 0:
+            raise EnvironmentBuildError(
+                f"Installing the job's packages with pip failed (exit status {code}). "
+                f"The last lines of pip's output:\n{_tail(log_path, start)}"
+            )
+
+
+def _tail(path: Path, start: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        lines = handle.read().decode(errors="replace").splitlines()
+    return "\n".join(lines[-PIP_TAIL_LINES:])
+
+
+def _record_framework_aliases(site_packages: Path) -> None:
+    """Declare `tensorflow` provided when Cairn has `tensorflow-cpu` (and alike)."""
+    for declared, installed in FRAMEWORK_ALIASES:
+        try:
+            importlib.metadata.version(declared)
+            continue  # present under its own name
+        except importlib.metadata.PackageNotFoundError:
+            pass
+        try:
+            version = importlib.metadata.version(installed)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        info = site_packages / f"{declared}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {declared}\nVersion: {version}\n"
+            f"Summary: Provided by {installed} {version} from Cairn's environment.\n"
+        )
+        (info / "INSTALLER").write_text("cairn\n")
+        (info / "RECORD").write_text("")
+
+
+def _retarget_scripts(built: Path, final: Path) -> None:
+    """Point scripts' shebangs and activate files at where the environment will live."""
+    old, new = str(built).encode(), str(final).encode()
+    for script in (built / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if old in data:
+            script.write_bytes(data.replace(old, new))

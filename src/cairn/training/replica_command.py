@@ -1,0 +1,88 @@
+"""What a replica runs: `python -m <pythonModule> <args> --job-dir <dir>` and its environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cairn.domain.errors import invalid_field
+from cairn.training.cluster import ClusterSpec, ReplicaSpec
+from cairn.training.environments import PythonEnvironment
+
+
+class LocalPaths(Protocol):
+    """What the training engine needs from storage (`cairn.storage.BucketStorage`)."""
+
+    def local_path(self, uri: str) -> Path: ...
+
+    def localize_arg(self, value: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything that is the same for every replica of one run (a job, or one trial)."""
+
+    job_id: str
+    training_input: Mapping[str, Any]
+    cluster: ClusterSpec
+    job_dir: Path  # <jobs_root>/<project>/<job_id>
+    run_dir: Path  # the job dir, or <job dir>/trials/<trial id> for a tuning trial
+    trial_id: str | None = None
+    extra_args: Sequence[str] = ()
+
+    @property
+    def metric_file(self) -> Path:
+        """Where cloudml-hypertune writes, per job and trial, so runs never share /tmp."""
+        return self.job_dir / "hypertune" / (self.trial_id or "0") / "output.metrics"
+
+
+def python_module(training_input: Mapping[str, Any]) -> str:
+    module = str(training_input.get("pythonModule") or "").strip()
+    if not module:
+        raise invalid_field(
+            "job.training_input.python_module",
+            "Set pythonModule to the module that starts training, e.g. trainer.task.",
+        )
+    return module
+
+
+def replica_argv(
+    context: RunContext, environment: PythonEnvironment, storage: LocalPaths
+) -> list[str]:
+    """The user command, with gs:// URIs in its arguments mapped to local bucket paths."""
+    args = [storage.localize_arg(str(a)) for a in context.training_input.get("args") or []]
+    argv = [str(environment.python), "-m", python_module(context.training_input), *args]
+    argv += [str(a) for a in context.extra_args]
+    if job_dir := context.training_input.get("jobDir"):
+        local_job_dir = Path(storage.localize_arg(str(job_dir)))
+        local_job_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--job-dir", str(local_job_dir)]
+    return argv
+
+
+def replica_env(
+    context: RunContext,
+    replica: ReplicaSpec,
+    environment: PythonEnvironment,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Cairn's environment plus what AI Platform gives a replica (reference §3.3)."""
+    env = dict(os.environ if base is None else base)
+    env.pop("PYTHONHOME", None)
+    env["VIRTUAL_ENV"] = str(environment.root)
+    env["PATH"] = os.pathsep.join([str(environment.bin_dir), env.get("PATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"  # so the logs show lines as they are printed
+    tf_config = context.cluster.tf_config(replica, context.training_input, context.trial_id)
+    env["TF_CONFIG"] = json.dumps(tf_config)
+    env["CLOUD_ML_JOB_ID"] = context.job_id
+    context.metric_file.parent.mkdir(parents=True, exist_ok=True)
+    env["CLOUD_ML_HP_METRIC_FILE"] = str(context.metric_file)
+    if context.trial_id is not None:
+        env["CLOUD_ML_TRIAL_ID"] = context.trial_id
+    else:
+        env.pop("CLOUD_ML_TRIAL_ID", None)
+    return env
