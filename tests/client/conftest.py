@@ -1,1 +1,1 @@
-from tests.client.fake_ml import fake_ml  # noqa: F401  (fixture)
+from tests.client.fake_ml import fake_ml_fixture  # noqa: F401  (fixture)

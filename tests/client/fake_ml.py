@@ -71,8 +71,9 @@ def _handler(fake: FakeMl) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def fake_ml() -> Iterator[FakeMl]:
+@pytest.fixture(name="fake_ml")
+def fake_ml_fixture() -> Iterator[FakeMl]:
+    """A fresh fake server per test (import `fake_ml_fixture` to use `fake_ml`)."""
     fake = FakeMl()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
