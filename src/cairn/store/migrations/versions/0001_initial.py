@@ -1,0 +1,55 @@
+"""The first tables: jobs, models, versions, operations and the runtime key-value notes.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_SEQ_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_RESOURCES: dict[str, tuple[str, ...]] = {
+    "jobs": ("project", "job_id"),
+    "models": ("project", "model"),
+    "versions": ("project", "model", "version"),
+    "operations": ("project", "operation_id"),
+}
+
+
+def upgrade() -> None:
+    for name, key_columns in _RESOURCES.items():
+        op.create_table(
+            name,
+            sa.Column("seq", _SEQ_TYPE, primary_key=True, autoincrement=True),
+            *(sa.Column(column, sa.String(), nullable=False) for column in key_columns),
+            sa.Column("state", sa.String(), nullable=True),
+            sa.Column("doc", sa.Text(), nullable=False),
+            sa.UniqueConstraint(*key_columns, name=f"uq_{name}_key"),
+            sqlite_autoincrement=True,
+        )
+        op.create_index(f"ix_{name}_parent_seq", name, [*key_columns[:-1], "seq"])
+        op.create_index(f"ix_{name}_state", name, ["state"])
+    op.create_table(
+        "runtime",
+        sa.Column("key", sa.String(), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("runtime")
+    for name in reversed(_RESOURCES):
+        op.drop_index(f"ix_{name}_state", table_name=name)
+        op.drop_index(f"ix_{name}_parent_seq", table_name=name)
+        op.drop_table(name)

@@ -1,0 +1,62 @@
+"""The tables, as SQLAlchemy Core objects the repositories query.
+
+Each resource table holds the resource's proto3-JSON document in `doc`, its key split into
+indexed columns, the `state` copied out of the document so recovery queries need no JSON
+scan, and `seq`, a never-reused increasing number that defines creation order for paging.
+
+The migrations under `migrations/versions/` create these tables; they are written out there
+by hand (a migration is a frozen snapshot), and `tests/store` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# BIGINT identity on PostgreSQL; on SQLite it must be INTEGER to alias the rowid, and
+# AUTOINCREMENT (sqlite_autoincrement) stops a deleted row's number from being reused.
+_SEQ_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class ResourceTable:
+    """A resource table and which of its columns form the key, parent first."""
+
+    table: sa.Table
+    key_columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+def _resource_table(name: str, *key_columns: str) -> ResourceTable:
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("seq", _SEQ_TYPE, primary_key=True, autoincrement=True),
+        *(sa.Column(column, sa.String(), nullable=False) for column in key_columns),
+        sa.Column("state", sa.String(), nullable=True),
+        sa.Column("doc", sa.Text(), nullable=False),
+        sa.UniqueConstraint(*key_columns, name=f"uq_{name}_key"),
+        sa.Index(f"ix_{name}_parent_seq", *key_columns[:-1], "seq"),
+        sa.Index(f"ix_{name}_state", "state"),
+        sqlite_autoincrement=True,
+    )
+    return ResourceTable(table, key_columns)
+
+
+JOBS = _resource_table("jobs", "project", "job_id")
+MODELS = _resource_table("models", "project", "model")
+VERSIONS = _resource_table("versions", "project", "model", "version")
+OPERATIONS = _resource_table("operations", "project", "operation_id")
+
+RUNTIME = sa.Table(
+    "runtime",
+    metadata,
+    sa.Column("key", sa.String(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
