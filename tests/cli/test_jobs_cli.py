@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from click.testing import Result
 from tests.client.cli_runner import invoke
 from tests.client.fake_ml import FakeMl, fake_ml_fixture  # noqa: F401  (fixture)
+from tests.remote import unique
 
 P = "/v1/projects/proj"
 
 
-def make_trainer(root: Path) -> Path:
+def make_trainer(root: Path, code: str = "print('hello from the trainer')\n") -> Path:
     package = root / "trainer"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "task.py").write_text("print('hello from the trainer')\n")
+    (package / "task.py").write_text(code)
     return package
 
 
@@ -160,3 +166,91 @@ def test_stream_logs_follows_until_the_job_ends(fake_ml: FakeMl) -> None:
     assert result.stdout.splitlines() == ["master-replica-0\tstep 1", "master-replica-0\tdone"]
     assert [r.query.get("cursor") for r in fake_ml.requests] == [None, "c1", "c1", "c2"]
     assert "SUCCEEDED" in result.stderr
+
+
+# -- against a real `cairn server` ---------------------------------------------------------
+
+E2E_PROJECT = "cli_jobs"
+
+COUNTING_TRAINER = """
+import argparse
+parser = argparse.ArgumentParser()
+parser.add_argument("--job-dir")
+parser.add_argument("--epochs", type=int)
+args = parser.parse_args()
+for epoch in range(args.epochs):
+    print(f"epoch {epoch}", flush=True)
+print("training done", flush=True)
+"""
+
+SLEEPING_TRAINER = """
+import time
+print("sleeping", flush=True)
+time.sleep(600)
+"""
+
+
+def e2e(server: Any, *args: str) -> Result:
+    return invoke(server.url, *args, project=E2E_PROJECT)
+
+
+@pytest.mark.slow
+def test_submit_streams_logs_and_describes_on_a_real_server(
+    cairn_server: Any, tmp_path: Path
+) -> None:
+    package = make_trainer(tmp_path / "src", COUNTING_TRAINER)
+    job = unique("cli_job")
+    submitted = e2e(
+        cairn_server, "jobs", "submit", "training", job,
+        "--package-path", str(package), "--module-name", "trainer.task",
+        "--staging-bucket", "gs://staging", "--job-dir", f"gs://outputs/{job}",
+        "--runtime-version", "2.11", "--python-version", "3.7", "--labels", "owner=cli",
+        "--stream-logs", "--", "--epochs", "2",
+    )  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    log_lines = [line for line in submitted.stdout.splitlines() if "\t" in line]
+    assert [line.split("\t", 1)[1] for line in log_lines if "epoch" in line] == [
+        "epoch 0",
+        "epoch 1",
+    ]
+    assert submitted.stdout.rstrip().endswith("state: SUCCEEDED")
+
+    described = yaml.safe_load(e2e(cairn_server, "jobs", "describe", job).stdout)
+    assert described["state"] == "SUCCEEDED"
+    assert described["labels"] == {"owner": "cli"}
+    (package_uri,) = described["trainingInput"]["packageUris"]
+    assert package_uri.startswith(f"gs://staging/{job}/")
+    staged = cairn_server.home / "storage" / package_uri[len("gs://") :]
+    assert staged.is_file()
+
+    listed = json.loads(e2e(cairn_server, "jobs", "list", "--format", "json").stdout)
+    assert job in [item["jobId"] for item in listed]
+    only_master = e2e(cairn_server, "jobs", "stream-logs", job, "--task-name", "nobody")
+    assert only_master.exit_code == 0 and only_master.stdout == ""
+
+
+@pytest.mark.slow
+def test_cancel_and_stream_logs_end_on_a_real_server(cairn_server: Any, tmp_path: Path) -> None:
+    package = make_trainer(tmp_path / "src", SLEEPING_TRAINER)
+    job = unique("cli_sleep")
+    submitted = e2e(
+        cairn_server, "jobs", "submit", "training", job, "--package-path", str(package),
+        "--module-name", "trainer.task", "--staging-bucket", "gs://staging",
+    )  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    assert yaml.safe_load(submitted.stdout)["jobId"] == job
+    deadline = time.monotonic() + 120
+    while yaml.safe_load(e2e(cairn_server, "jobs", "describe", job).stdout)["state"] != "RUNNING":
+        assert time.monotonic() < deadline, "the job never started running"
+        time.sleep(0.2)
+    cancelled = e2e(cairn_server, "jobs", "cancel", job)
+    assert cancelled.exit_code == 0, cancelled.output
+    followed = e2e(cairn_server, "jobs", "stream-logs", job, "--polling-interval", "0.2")
+    assert followed.exit_code == 0, followed.output
+    assert "CANCELLED" in followed.stderr
+    assert yaml.safe_load(e2e(cairn_server, "jobs", "describe", job).stdout)["state"] == (
+        "CANCELLED"
+    )
+    again = e2e(cairn_server, "jobs", "cancel", job)
+    assert again.exit_code == 1
+    assert again.stderr.startswith("ERROR: (cairn.jobs.cancel) ")

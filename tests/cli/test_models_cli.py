@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
+from click.testing import Result
 from tests.client.cli_runner import invoke
 from tests.client.fake_ml import FakeMl, fake_ml_fixture  # noqa: F401  (fixture)
+from tests.remote import unique
 
 P = "/v1/projects/proj"
 DONE = {"name": "projects/proj/operations/op1", "done": True}
@@ -85,3 +89,38 @@ def test_failed_delete_operation_exits_1(fake_ml: FakeMl) -> None:
     result = invoke(fake_ml.url, "models", "delete", "m", "--quiet")
     assert result.exit_code == 1
     assert result.stderr.endswith("ERROR: (cairn.models.delete) has versions\n")
+
+
+# -- against a real `cairn server` ---------------------------------------------------------
+
+
+def test_model_lifecycle_on_a_real_server(cairn_server: Any) -> None:
+    def cairn(*args: str) -> Result:
+        return invoke(cairn_server.url, *args, project="cli_models")
+
+    model = unique("cli_model")
+    created = cairn("models", "create", model, "--regions", "us-central1", "--labels", "a=1")
+    assert created.exit_code == 0, created.output
+    assert created.stderr == f"Created model [projects/cli_models/models/{model}].\n"
+
+    duplicate = cairn("models", "create", model)
+    assert duplicate.exit_code == 1
+    assert duplicate.stderr.startswith("ERROR: (cairn.models.create) ")
+    assert "already exists" in duplicate.stderr
+
+    assert model in [line.split()[0] for line in cairn("models", "list").stdout.splitlines()]
+
+    updated = cairn(
+        "models", "update", model, "--description", "census income", "--update-labels", "b=2"
+    )
+    assert updated.exit_code == 0, updated.output
+    described = yaml.safe_load(cairn("models", "describe", model).stdout)
+    assert described["name"] == f"projects/cli_models/models/{model}"
+    assert described["description"] == "census income"
+    assert described["labels"] == {"a": "1", "b": "2"}
+
+    deleted = cairn("models", "delete", model, "--quiet")
+    assert deleted.exit_code == 0, deleted.output
+    gone = cairn("models", "describe", model)
+    assert gone.exit_code == 1
+    assert gone.stderr.startswith("ERROR: (cairn.models.describe) ")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from tests.client.cli_runner import invoke
 from tests.client.fake_ml import FakeMl, fake_ml_fixture  # noqa: F401  (fixture)
+from tests.factories import sklearn_model_dir
+from tests.remote import unique
 
 MODEL = "/v1/projects/proj/models/m:predict"
 VERSION = "/v1/projects/proj/models/m/versions/v2:predict"
@@ -82,3 +86,48 @@ def test_a_prediction_error_string_is_shown(fake_ml: FakeMl) -> None:
     result = invoke(fake_ml.url, "predict", "--model", "m", "--json-instances", "-", input="[1]\n")
     assert result.exit_code == 1
     assert result.stderr == "ERROR: (cairn.predict) Prediction failed: bad shape\n"
+
+
+# -- against a real `cairn server` ---------------------------------------------------------
+
+E2E_PROJECT = "cli_predict"
+
+
+@pytest.fixture(scope="module")
+def deployed_model(cairn_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A scikit-learn model deployed through the CLI as version v1 (the default)."""
+    model = unique("cli_pmodel")
+    artefact = sklearn_model_dir(tmp_path_factory.mktemp("export"))
+    assert invoke(cairn_server.url, "models", "create", model, project=E2E_PROJECT).exit_code == 0
+    created = invoke(
+        cairn_server.url, "versions", "create", "v1", "--model", model,
+        "--origin", str(artefact), "--framework", "scikit-learn", project=E2E_PROJECT,
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    return model
+
+
+@pytest.mark.slow
+def test_predict_on_a_real_server(cairn_server: Any, deployed_model: str) -> None:
+    rows = "[3.0, 3.0, 0.0, 0.0]\n[-3.0, -3.0, 0.0, 0.0]\n"
+    by_model = invoke(
+        cairn_server.url, "predict", "--model", deployed_model, "--json-instances", "-",
+        input=rows, project=E2E_PROJECT,
+    )  # fmt: skip
+    assert by_model.exit_code == 0, by_model.output
+    assert by_model.stdout.splitlines() == ["PREDICTIONS", "1", "0"]
+    by_version = invoke(
+        cairn_server.url, "predict", "--model", deployed_model, "--version", "v1",
+        "--json-instances", "-", "--format", "json", input=rows, project=E2E_PROJECT,
+    )  # fmt: skip
+    assert json.loads(by_version.stdout) == {"predictions": [1, 0]}
+
+
+@pytest.mark.slow
+def test_bad_instances_on_a_real_server_exit_1(cairn_server: Any, deployed_model: str) -> None:
+    result = invoke(
+        cairn_server.url, "predict", "--model", deployed_model, "--json-instances", "-",
+        input='["not", "numbers"]\n', project=E2E_PROJECT,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ERROR: (cairn.predict) ")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from click.testing import Result
 from tests.client.cli_runner import invoke
 from tests.client.fake_ml import FakeMl, fake_ml_fixture  # noqa: F401  (fixture)
+from tests.factories import sklearn_model_dir
+from tests.remote import unique
 
 P = "/v1/projects/proj"
 V = f"{P}/models/m/versions"
@@ -100,3 +105,46 @@ def test_delete_with_quiet(fake_ml: FakeMl) -> None:
     result = invoke(fake_ml.url, "versions", "delete", "v1", "--model", "m", "-q")
     assert result.exit_code == 0, result.output
     assert fake_ml.requests[0].method == "DELETE"
+
+
+# -- against a real `cairn server` ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_version_lifecycle_on_a_real_server(cairn_server: Any, tmp_path: Path) -> None:
+    def cairn(*args: str) -> Result:
+        return invoke(cairn_server.url, *args, project="cli_versions")
+
+    model = unique("cli_vmodel")
+    artefact = sklearn_model_dir(tmp_path / "export")
+    assert cairn("models", "create", model).exit_code == 0
+    created = cairn(
+        "versions", "create", "v1", "--model", model, "--origin", str(artefact),
+        "--framework", "scikit-learn", "--runtime-version", "2.11", "--python-version", "3.7",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    described = yaml.safe_load(cairn("versions", "describe", "v1", "--model", model).stdout)
+    assert described["state"] == "READY"
+    assert described["deploymentUri"].startswith(f"gs://cairn-staging/{model}_v1/")
+    assert described["isDefault"] is True
+
+    queued = cairn(
+        "versions", "create", "v2", "--model", model, "--origin", described["deploymentUri"],
+        "--framework", "scikit-learn", "--async",
+    )  # fmt: skip
+    assert queued.exit_code == 0, queued.output
+    operation = yaml.safe_load(queued.stdout)["name"]
+    waited = cairn("operations", "wait", operation, "--polling-interval", "0.2")
+    assert waited.exit_code == 0, waited.output
+
+    listed = cairn("versions", "list", "--model", model).stdout.splitlines()
+    assert listed[0].split() == ["NAME", "DEPLOYMENT_URI", "STATE"]
+    assert sorted(line.split()[0] for line in listed[1:]) == ["v1", "v2"]
+
+    made_default = cairn("versions", "set-default", "v2", "--model", model)
+    assert yaml.safe_load(made_default.stdout)["isDefault"] is True
+    assert cairn("versions", "delete", "v1", "--model", model, "-q").exit_code == 0
+    default_delete = cairn("models", "delete", model, "-q")
+    assert default_delete.exit_code == 1, "a model with versions cannot be deleted"
+    assert cairn("versions", "delete", "v2", "--model", model, "-q").exit_code == 0
+    assert cairn("models", "delete", model, "-q").exit_code == 0
