@@ -1,0 +1,76 @@
+"""A server crash: replicas outlive it, and a new runner re-adopts them and reads their exit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.training.conftest import RunRecorder, wait_for_file
+
+from cairn.executors import is_running
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# A stand-in "server": starts one job with a runner, then waits to be killed.
+_SERVER = textwrap.dedent(
+    """
+    import json, sys, threading
+    from pathlib import Path
+    from cairn.training import TrainingRunner
+    from tests.training.packages import local_buckets
+
+    root, spec = Path(sys.argv[1]), json.loads(sys.argv[2])
+    runner = TrainingRunner(root / "jobs", root / "envs", local_buckets(root / "storage"))
+    runner.start("p1", "job_crash", spec, on_state=print, on_finished=print)
+    threading.Event().wait()
+    """
+)
+
+
+@pytest.mark.parametrize(("code", "state"), [(0, "SUCCEEDED"), (5, "FAILED")])
+def test_replicas_outlive_a_crash_and_are_re_adopted(
+    tmp_path: Path, trainer_sdist: Path, make_runner, code: int, state: str
+) -> None:
+    out = tmp_path / "out"
+    spec = {
+        "packageUris": [str(trainer_sdist)],
+        "pythonModule": "trainer.task",
+        "args": ["--mode=sleep", "--seconds=3", f"--code={code}"],
+        "jobDir": str(out),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(tmp_path), json.dumps(spec)], cwd=_REPO_ROOT
+    )
+    try:
+        pids = json.loads(wait_for_file(out / "pids.json").read_text())
+        wait_for_file(tmp_path / "jobs" / "p1" / "job_crash" / "run.json")
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    assert is_running(pids["trainer"])  # the replica survived its server
+
+    runner = make_runner()
+    recorder = RunRecorder()
+    assert runner.recover("p1", "job_crash", spec, **recorder.callbacks)
+    outcome = recorder.wait()
+
+    assert outcome.state == state
+    if code:
+        assert outcome.error_message is not None
+        assert f"non-zero status of {code}" in outcome.error_message
+    assert not is_running(pids["trainer"])
+    # Its outcome is recorded: a second restart reports it again instead of losing it.
+    again = RunRecorder()
+    assert make_runner().recover("p1", "job_crash", spec, **again.callbacks)
+    assert again.wait().state == state
+
+
+def test_nothing_to_recover_without_a_run(make_runner) -> None:
+    recorder = RunRecorder()
+    assert not make_runner().recover("p1", "never_ran", {}, **recorder.callbacks)
+    assert recorder.outcomes == []
