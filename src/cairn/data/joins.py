@@ -183,9 +183,9 @@ def union(
         unified = _unify(list(per_source.values()))
         if unified is None:
             numeric = [t for t in per_source.values() if t != "VARCHAR"]
-            target = _unify(numeric) if numeric else None
-            if target and _all_text_casts(ws, column, per_source, target):
-                unified = target
+            common = _unify(numeric) if numeric else None
+            if common and _all_text_casts(ws, column, per_source, common):
+                unified = common
             else:
                 unified = "VARCHAR"
                 report.unreconciled[column] = ", ".join(

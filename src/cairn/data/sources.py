@@ -143,7 +143,7 @@ def load_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> str:
             "header": spec.header if spec.header is not None else dialect.header,
         }
         rendered = ", ".join(
-            f"{key} = {str(value).lower() if isinstance(value, bool) else _sql_literal(value)}"
+            f"{key} = {str(value).lower() if isinstance(value, bool) else _sql_literal(str(value))}"
             for key, value in options.items()
         )
         scan = f"read_csv({_sql_literal(path)}, {rendered}, nullstr = ['', 'NA', 'NULL'])"

@@ -46,6 +46,7 @@ class Workspace:
         self.con = duckdb.connect()
         self.con.execute(f"SET temp_directory = '{Path(spill_dir).as_posix()}'")
         self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET enable_progress_bar = false")
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self._names = itertools.count(1)
