@@ -72,10 +72,9 @@ class LocalProcess(ReplicaProcess):
             return code
         if now - self._gone_since < _EXIT_FILE_WAIT_S:
             return None
-        wrapper_code = self._popen.returncode if self._popen is not None else None
         raise ReplicaLost(
-            f"The process of replica {self.record.name} ended without recording an exit status"
-            + (f" (its wrapper exited with {wrapper_code})." if wrapper_code is not None else ".")
+            f"The process of replica {self.record.name} ended without recording an exit "
+            "status (it was killed together with Cairn's replica wrapper)."
         )
 
     def is_alive(self) -> bool:

@@ -46,7 +46,10 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
 
         # A stop request reaches the whole process group; the wrapper stays to record
         # how the user command ended instead of dying first.
+        stopping = threading.Event()
+
         def forward(signum: int, _frame: object) -> None:
+            stopping.set()
             if child.poll() is None:
                 child.send_signal(signum)
 
@@ -60,9 +63,15 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
         for reader in readers:
             reader.start()
         code = child.wait()
+        if stopping.is_set():
+            # Being stopped: record the status now, before a SIGKILL can cut the drain short.
+            write_exit_status(exit_path, code)
         for reader in readers:
             reader.join(timeout=_DRAIN_TIMEOUT_S)
-    write_exit_status(exit_path, code)
+    if not stopping.is_set():
+        # Written after the output is drained, so whoever reads the exit status also
+        # finds the last lines of stderr in place.
+        write_exit_status(exit_path, code)
     return code
 
 

@@ -1,0 +1,135 @@
+"""Local process executor: real child process trees, logs, exit files, adoption, ending."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cairn.executors import (
+    LaunchSpec,
+    LocalProcessExecutor,
+    ReplicaLost,
+    ReplicaProcess,
+    is_running,
+)
+
+
+def _spec(tmp_path: Path, code: str, name: str = "master-replica-0") -> LaunchSpec:
+    return LaunchSpec(
+        name=name,
+        argv=[sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path / "work",
+        log_path=tmp_path / "logs" / f"{name}.log",
+        stderr_path=tmp_path / "logs" / f"{name}.stderr",
+        exit_path=tmp_path / "exit" / f"{name}.code",
+    )
+
+
+def _wait_exit(process: ReplicaProcess, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        assert time.monotonic() < deadline, "the replica did not end"
+        time.sleep(0.05)
+    return code
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_output_and_exit_code_are_captured(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        """
+        import os, sys
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        print(os.getcwd())
+        sys.exit(7)
+        """,
+    )
+    process = LocalProcessExecutor().launch(spec)
+    assert _wait_exit(process) == 7
+    log = spec.log_path.read_text().splitlines()
+    assert sorted(log) == sorted(["to stdout", "to stderr", str(spec.cwd)])
+    assert spec.stderr_path.read_text() == "to stderr\n"
+    assert spec.exit_path.read_text().strip() == "7"
+    deadline = time.monotonic() + 10  # the wrapper exits right after writing the file
+    while process.is_alive():
+        assert time.monotonic() < deadline, "the wrapper outlived its command"
+        time.sleep(0.05)
+
+
+def test_terminate_ends_grandchildren_that_ignore_sigterm(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    spec = _spec(
+        tmp_path,
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid())); time.sleep(600)"])
+        time.sleep(600)
+        """,
+    )
+    process = LocalProcessExecutor().launch(spec)
+    grandchild = int(_wait_for(pid_file))
+    assert is_running(grandchild)
+
+    process.terminate(grace_s=0.5)
+
+    assert not is_running(grandchild)
+    assert not is_running(process.record.pid)
+    assert _wait_exit(process) < 0  # the user command was ended by a signal
+
+
+def test_a_new_executor_adopts_a_running_replica_and_reads_its_exit(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    spec = _spec(
+        tmp_path,
+        f"""
+        import os, sys, time
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.05)
+        sys.exit(4)
+        """,
+    )
+    record = LocalProcessExecutor().launch(spec).record
+
+    adopted = LocalProcessExecutor().adopt(record)
+    assert adopted is not None
+    assert adopted.poll() is None
+    assert adopted.is_alive()
+    go.touch()
+    assert _wait_exit(adopted) == 4
+
+
+def test_adoption_refuses_a_reused_pid_or_a_vanished_replica(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "import time; time.sleep(600)")
+    process = LocalProcessExecutor().launch(spec)
+    try:
+        wrong_start = replace(process.record, create_time=process.record.create_time - 1000)
+        assert LocalProcessExecutor().adopt(wrong_start) is None
+    finally:
+        process.terminate(grace_s=0.5)
+    spec.exit_path.unlink(missing_ok=True)  # as if it had been SIGKILLed with its wrapper
+    assert LocalProcessExecutor().adopt(process.record) is None
+
+
+def test_a_replica_killed_with_its_wrapper_is_reported_lost(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "import time; time.sleep(600)")
+    process = LocalProcessExecutor().launch(spec)
+    os.killpg(process.record.pid, 9)
+    with pytest.raises(ReplicaLost):
+        _wait_exit(process)
