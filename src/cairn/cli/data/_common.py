@@ -1,0 +1,96 @@
+"""What the data commands share: output paths in local buckets, progress and error display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from cairn.config import Settings
+from cairn.domain.errors import ApiError
+
+if TYPE_CHECKING:
+    from cairn.data.sources import SourceSpec
+
+console = Console(stderr=True)
+
+
+def local_path(target: str) -> Path:
+    """`gs://BUCKET/PATH` -> the local bucket folder; other paths unchanged."""
+    if target.startswith("gs://"):
+        return Settings.from_env().storage_root / target.removeprefix("gs://")
+    if "://" in target:
+        raise click.BadParameter(
+            f"{target}: only local paths and gs:// (local buckets) are supported."
+        )
+    return Path(target)
+
+
+def source_spec_options(function: Callable[..., object]) -> Callable[..., object]:
+    """--format, --table, --query, --delimiter, --encoding for commands reading one source."""
+    options = [
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["csv", "parquet", "jsonl", "sql"]),
+            help="Source format (default: from the file suffix).",
+        ),
+        click.option(
+            "--table",
+            help="Table to read when SOURCE is a database URL (sqlite:///x.db, postgresql://...).",
+        ),
+        click.option("--query", help="SQL query to read when SOURCE is a database URL."),
+        click.option("--delimiter", help="CSV delimiter (default: sniffed)."),
+        click.option(
+            "--encoding", help="CSV encoding (default: sniffed: utf-8, utf-16 or latin-1)."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Show ApiErrors as one clear line and exit 1 instead of a traceback."""
+    try:
+        yield
+    except ApiError as error:
+        raise click.ClickException(error.message) from error
+
+
+@contextmanager
+def progress_status(start: str) -> Iterator[Callable[[str], None]]:
+    """A live spinner whose text each step updates; finished steps are printed above it."""
+    with console.status(start) as status:
+
+        def update(message: str) -> None:
+            console.log(message)
+            status.update(message)
+
+        yield update
+
+
+def build_source(
+    source: str,
+    fmt: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> SourceSpec:
+    """The SourceSpec for a SOURCE argument: a file path, gs:// path or database URL."""
+    from cairn.data.sources import SourceSpec
+
+    if "://" in source and not source.startswith("gs://"):
+        return SourceSpec(name="source", url=source, table=table, query=query, format="sql")
+    path = local_path(source)
+    if not path.exists():
+        raise click.BadParameter(f"{source} does not exist.", param_hint="SOURCE")
+    return SourceSpec(
+        name="source", path=str(path), format=fmt, delimiter=delimiter, encoding=encoding
+    )
