@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cairn.data.sources import columns_of, quote_identifier
+from cairn.data.sources import columns_of, fetch_one, quote_identifier
 from cairn.data.workspace import StepReport, Workspace
 from cairn.domain.errors import failed_precondition, invalid_field
 
@@ -57,11 +57,12 @@ def join(
             raise invalid_field("join.on", f"{right!r} has no column {right_key!r}.")
     right_keys = ", ".join(quote_identifier(r) for _, r in pairs)
     if many_to_one:
-        duplicate = ws.con.execute(
+        duplicate = fetch_one(
+            ws.con,
             f"SELECT {right_keys}, count(*) AS n FROM {quote_identifier(right)} "
             f"WHERE {' AND '.join(f'{quote_identifier(r)} IS NOT NULL' for _, r in pairs)} "
-            f"GROUP BY ALL HAVING n > 1 LIMIT 1"
-        ).fetchone()
+            f"GROUP BY ALL HAVING n > 1 LIMIT 1",
+        )
         if duplicate:
             raise failed_precondition(
                 f"Joining {right!r} onto {left!r} is not many-to-one: key {duplicate[:-1]} "
@@ -93,7 +94,7 @@ def join(
         f"SELECT count(*) FROM {quote_identifier(left)} l WHERE NOT EXISTS "
         f"(SELECT 1 FROM {quote_identifier(right)} r WHERE {condition})"
     )
-    unmatched = ws.con.execute(unmatched_sql).fetchone()
+    unmatched = fetch_one(ws.con, unmatched_sql)
     return out, StepReport(
         f"join {right}",
         before,
@@ -230,11 +231,12 @@ def _all_text_casts(ws: Workspace, column: str, per_source: Mapping[str, str], t
     for relation, kind in per_source.items():
         if kind != "VARCHAR":
             continue
-        failures = ws.con.execute(
+        failures = fetch_one(
+            ws.con,
             f"SELECT count(*) FROM {quote_identifier('_u_' + relation)} "
             f"WHERE {quote_identifier(column)} IS NOT NULL "
-            f"AND TRY_CAST({quote_identifier(column)} AS {target}) IS NULL"
-        ).fetchone()
+            f"AND TRY_CAST({quote_identifier(column)} AS {target}) IS NULL",
+        )
         if failures and failures[0]:
             return False
     return True

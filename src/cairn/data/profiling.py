@@ -10,7 +10,7 @@ import pandas as pd
 
 from cairn.data.cleaning._columns import is_numeric
 from cairn.data.drift import DriftResult, compare
-from cairn.data.sources import columns_of, quote_identifier
+from cairn.data.sources import columns_of, fetch_one, quote_identifier
 from cairn.data.workspace import Workspace
 from cairn.domain.errors import invalid_field
 
@@ -47,31 +47,32 @@ class Profile:
 def _column_profile(ws: Workspace, relation: str, name: str, kind: str) -> ColumnProfile:
     q, source = quote_identifier(name), quote_identifier(relation)
     numeric = is_numeric(kind)
-    row = ws.con.execute(
-        f"SELECT count(*), count({q}), approx_count_distinct({q}) FROM {source}"
-    ).fetchone() or (0, 0, 0)
+    row = fetch_one(
+        ws.con, f"SELECT count(*), count({q}), approx_count_distinct({q}) FROM {source}"
+    ) or (0, 0, 0)
     total, present, distinct = int(row[0]), int(row[1]), int(row[2])
     profile = ColumnProfile(
         name, kind, total, (total - present) / total if total else 0.0, distinct, numeric
     )
     if numeric and present:
-        stats = ws.con.execute(
-            f"SELECT min({q}), max({q}), avg({q}), quantile_cont({q}, [0.05, 0.25, 0.5, 0.75, 0.95]) FROM {source}"
-        ).fetchone() or (None, None, None, [])
+        stats = fetch_one(
+            ws.con,
+            f"SELECT min({q}), max({q}), avg({q}), quantile_cont({q}, [0.05, 0.25, 0.5, 0.75, 0.95]) FROM {source}",
+        ) or (None, None, None, [])
         profile.minimum, profile.maximum, profile.mean = stats[0], stats[1], float(stats[2])
         profile.quantiles = dict(
             zip(("p5", "p25", "p50", "p75", "p95"), map(float, stats[3]), strict=True)
         )
         spread = profile.quantiles["p75"] - profile.quantiles["p25"]
         low, high = profile.quantiles["p25"] - 1.5 * spread, profile.quantiles["p75"] + 1.5 * spread
-        found = ws.con.execute(
-            f"SELECT count(*) FROM {source} WHERE {q} < ? OR {q} > ?", [low, high]
-        ).fetchone()
+        found = fetch_one(
+            ws.con, f"SELECT count(*) FROM {source} WHERE {q} < ? OR {q} > ?", [low, high]
+        )
         profile.outliers = int(found[0]) if found else 0
     elif present:
-        bounds = ws.con.execute(
-            f"SELECT min({q})::VARCHAR, max({q})::VARCHAR FROM {source}"
-        ).fetchone() or (None, None)
+        bounds = fetch_one(
+            ws.con, f"SELECT min({q})::VARCHAR, max({q})::VARCHAR FROM {source}"
+        ) or (None, None)
         profile.minimum, profile.maximum = bounds
         top = ws.con.execute(
             f"SELECT CAST({q} AS VARCHAR) v, count(*) n FROM {source} WHERE {q} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT 10"

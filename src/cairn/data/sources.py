@@ -203,5 +203,15 @@ def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
 
 
 def row_count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    result = con.execute(f"SELECT count(*) FROM {quote_identifier(relation)}").fetchone()
+    result = fetch_one(con, f"SELECT count(*) FROM {quote_identifier(relation)}")
     return int(result[0]) if result else 0
+
+
+def fetch_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Any = None
+) -> tuple[Any, ...] | None:
+    """The first row of `sql`, reading the whole result so the connection is free afterwards."""
+    rows = (
+        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    )
+    return rows[0] if rows else None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cairn.data.cleaning._columns import is_numeric, require_columns
-from cairn.data.sources import quote_identifier
+from cairn.data.sources import fetch_one, quote_identifier
 from cairn.data.workspace import StepReport, Workspace
 from cairn.domain.errors import invalid_field
 
@@ -19,7 +19,7 @@ STRATEGIES = ("drop", "mean", "median", "mode", "constant")
 
 def _missing_counts(ws: Workspace, relation: str, columns: Sequence[str]) -> dict[str, int]:
     parts = ", ".join(f"count(*) - count({quote_identifier(c)})" for c in columns)
-    row = ws.con.execute(f"SELECT {parts} FROM {quote_identifier(relation)}").fetchone()
+    row = fetch_one(ws.con, f"SELECT {parts} FROM {quote_identifier(relation)}")
     return {c: int(v) for c, v in zip(columns, row or [], strict=True)}
 
 
@@ -68,12 +68,10 @@ def impute_missing(
                     f"{strategy} needs a numeric column; {column!r} is {types[column]}. Use mode or constant.",
                 )
             agg = "avg" if strategy == "mean" else "median"
-            value = ws.con.execute(
-                f"SELECT {agg}({q}) FROM {quote_identifier(relation)}"
-            ).fetchone()
+            value = fetch_one(ws.con, f"SELECT {agg}({q}) FROM {quote_identifier(relation)}")
             fills[column] = value[0] if value else None
         elif strategy == "mode":
-            value = ws.con.execute(f"SELECT mode({q}) FROM {quote_identifier(relation)}").fetchone()
+            value = fetch_one(ws.con, f"SELECT mode({q}) FROM {quote_identifier(relation)}")
             fills[column] = value[0] if value else None
         else:
             fills[column] = fill_value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cairn.data.cleaning._columns import require_columns
-from cairn.data.sources import quote_identifier
+from cairn.data.sources import fetch_one, quote_identifier
 from cairn.data.workspace import StepReport, Workspace
 from cairn.domain.errors import invalid_field
 
@@ -20,16 +20,15 @@ def outlier_bounds(
     q = quote_identifier(column)
     if method == "iqr":
         k = 1.5 if threshold is None else threshold
-        row = ws.con.execute(
-            f"SELECT quantile_cont({q}, 0.25), quantile_cont({q}, 0.75) FROM {quote_identifier(relation)}"
-        ).fetchone()
+        row = fetch_one(
+            ws.con,
+            f"SELECT quantile_cont({q}, 0.25), quantile_cont({q}, 0.75) FROM {quote_identifier(relation)}",
+        )
         low, high = (float(row[0]), float(row[1])) if row and row[0] is not None else (0.0, 0.0)
         spread = high - low
         return low - k * spread, high + k * spread
     z = 3.0 if threshold is None else threshold
-    row = ws.con.execute(
-        f"SELECT avg({q}), stddev_pop({q}) FROM {quote_identifier(relation)}"
-    ).fetchone()
+    row = fetch_one(ws.con, f"SELECT avg({q}), stddev_pop({q}) FROM {quote_identifier(relation)}")
     mean, sd = (float(row[0]), float(row[1] or 0.0)) if row and row[0] is not None else (0.0, 0.0)
     return mean - z * sd, mean + z * sd
 
@@ -56,7 +55,7 @@ def handle_outliers(
         for c, (lo, hi) in bounds.items()
     }
     counts_sql = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in outside.values())
-    row = ws.con.execute(f"SELECT {counts_sql} FROM {quote_identifier(relation)}").fetchone()
+    row = fetch_one(ws.con, f"SELECT {counts_sql} FROM {quote_identifier(relation)}")
     counts = {c: int(v) for c, v in zip(columns, row or [], strict=True)}
     out = ws.new_name("outliers")
     source = quote_identifier(relation)
