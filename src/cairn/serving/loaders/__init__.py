@@ -1,0 +1,62 @@
+"""Loading a model directory into a `Predictor`, choosing the loader by framework.
+
+Framework libraries are imported only when their loader runs, so a scikit-learn node never
+pays for importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cairn.serving.errors import ModelLoadError
+from cairn.serving.frameworks import (
+    PICKLE_FILES,
+    SCIKIT_LEARN,
+    TENSORFLOW,
+    TF_FILES,
+    XGBOOST,
+    XGBOOST_FILES,
+    detect_framework,
+    multiple_model_files,
+    no_model_file,
+    normalize_framework,
+)
+from cairn.serving.loaders.base import Predictor, RowPredictor
+
+__all__ = ["Predictor", "RowPredictor", "load_predictor"]
+
+
+def load_predictor(model_dir: Path, framework: str | None) -> Predictor:
+    """Load the model in `model_dir`; ApiError/ModelLoadError say what to fix when it fails."""
+    model_dir = Path(model_dir)
+    chosen = normalize_framework(framework) or detect_framework(model_dir)
+    if chosen == TENSORFLOW:
+        if not any((model_dir / name).is_file() for name in TF_FILES):
+            raise no_model_file(model_dir, TF_FILES)
+        from cairn.serving.loaders.tensorflow import load_saved_model
+
+        return load_saved_model(model_dir)
+    expected = PICKLE_FILES if chosen == SCIKIT_LEARN else PICKLE_FILES + XGBOOST_FILES
+    found = [name for name in expected if (model_dir / name).is_file()]
+    if len(found) > 1:
+        raise multiple_model_files(model_dir, found)
+    if not found:
+        raise no_model_file(model_dir, expected)
+    path = model_dir / found[0]
+    if path.name in XGBOOST_FILES:
+        from cairn.serving.loaders.xgboost import load_booster
+
+        return load_booster(path)
+    from cairn.serving.loaders.sklearn import SklearnPredictor, load_pickled
+
+    model = load_pickled(path)
+    if type(model).__module__.startswith("xgboost"):
+        from cairn.serving.loaders.xgboost import predictor_for_object
+
+        return predictor_for_object(model, path)
+    if chosen == XGBOOST:
+        raise ModelLoadError(
+            f"{path} holds a {type(model).__module__}.{type(model).__name__}, not an XGBoost "
+            "model. Set the framework to SCIKIT_LEARN, or leave it unset to detect it."
+        )
+    return SklearnPredictor(model)

@@ -1,0 +1,69 @@
+"""XGBoost models: a Booster in model.bst/.json/.ubj, or a pickled Booster or XGBModel.
+
+Boosters predict with `inplace_predict`, which skips building a DMatrix per request and is
+the fastest path XGBoost offers; sklearn-style estimators keep their own `predict` semantics
+(class labels for classifiers), as the user saw them in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from cairn.serving.errors import ModelLoadError, PredictionError
+from cairn.serving.frameworks import XGBOOST
+from cairn.serving.loaders.base import RowPredictor
+
+
+class BoosterPredictor(RowPredictor):
+    framework = XGBOOST
+
+    def __init__(self, booster: xgb.Booster) -> None:
+        self.booster = booster
+        self.n_features = booster.num_features() or None
+
+    def predict_matrix(self, matrix: np.ndarray) -> Any:
+        try:
+            return self.booster.inplace_predict(matrix)
+        except Exception as error:  # noqa: BLE001
+            raise PredictionError(f"Exception during xgboost prediction: {error}") from None
+
+
+class EstimatorPredictor(RowPredictor):
+    framework = XGBOOST
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.n_features = getattr(estimator, "n_features_in_", None)
+
+    def predict_matrix(self, matrix: np.ndarray) -> Any:
+        try:
+            return self.estimator.predict(matrix)
+        except Exception as error:  # noqa: BLE001
+            raise PredictionError(f"Exception during xgboost prediction: {error}") from None
+
+
+def load_booster(path: Path) -> BoosterPredictor:
+    try:
+        booster = xgb.Booster(model_file=str(path))
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(
+            f"Could not load the XGBoost model from {path}: {error}. Save it with "
+            "Booster.save_model (model.bst, model.json or model.ubj)."
+        ) from None
+    return BoosterPredictor(booster)
+
+
+def predictor_for_object(model: Any, path: Path) -> RowPredictor:
+    """Wrap an unpickled XGBoost object."""
+    if isinstance(model, xgb.Booster):
+        return BoosterPredictor(model)
+    if isinstance(model, xgb.XGBModel):
+        return EstimatorPredictor(model)
+    raise ModelLoadError(
+        f"{path} holds a {type(model).__module__}.{type(model).__name__}, not an XGBoost "
+        "Booster or estimator. Set the framework to SCIKIT_LEARN or save an XGBoost model."
+    )

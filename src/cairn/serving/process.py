@@ -1,0 +1,278 @@
+"""One prediction node's OS process: start, handshake, warm-up, restart after a crash, stop.
+
+The server keeps the write end of each node's stdin; the node exits when it reads EOF, so
+nodes die with the server even after SIGKILL. A supervisor thread restarts a node that
+exits while it should be serving; requests wait for the restart instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import cairn
+from cairn.serving.framing import HEADER, PING, PREDICT, encode_frame
+
+log = logging.getLogger(__name__)
+
+MAX_RESTART_FAILURES = 5
+
+
+class NodeStartError(Exception):
+    """The node did not come up; the message says why (the loader's words or the log tail)."""
+
+
+class NodeProcess:
+    def __init__(
+        self,
+        model_dir: Path,
+        framework: str | None,
+        socket_path: Path,
+        log_path: Path,
+        load_timeout_s: float,
+    ) -> None:
+        self.model_dir = model_dir
+        self.framework = framework
+        self.socket_path = socket_path
+        self.log_path = log_path
+        self.load_timeout_s = load_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready = False
+        self.stopping = False
+        self.failure: str | None = None  # set when restarts gave up
+        self.restarts = 0
+        self.handshake: dict[str, Any] = {}
+        self.channel: Any = None  # NodeChannel of the event loop currently using this node
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Spawn, wait until the model is loaded and listening; NodeStartError otherwise."""
+        self.handshake = self._spawn()
+        self.ready = True
+        return self.handshake
+
+    def supervise(self) -> None:
+        self._supervisor = threading.Thread(
+            target=self._watch, name=f"node-supervisor:{self.socket_path.name}", daemon=True
+        )
+        self._supervisor.start()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        with self._lock:
+            self.stopping = True
+            self.ready = False
+            process = self.process
+        if process is not None:
+            _terminate(process, grace_s)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    # -- warm-up (blocking; deploy runs in a worker thread) ----------------------------------
+
+    def call_blocking(self, kind: int, body: bytes, timeout_s: float) -> tuple[int, bytes]:
+        """One request over a fresh connection, without an event loop."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout_s)
+            conn.connect(str(self.socket_path))
+            conn.sendall(encode_frame(1, kind, body))
+            header = _recv_exactly(conn, HEADER.size)
+            length, _, status = HEADER.unpack(header)
+            return status, _recv_exactly(conn, length)
+
+    def warm_up(self, timeout_s: float) -> None:
+        """Answer one synthetic prediction (or a ping when the model's inputs are unknown)."""
+        instances = self.handshake.get("warmup")
+        if instances is None:
+            status, body = self.call_blocking(PING, b"", timeout_s)
+        else:
+            request = orjson.dumps({"instances": instances})
+            status, body = self.call_blocking(PREDICT, request, timeout_s)
+        if status != 200:
+            try:
+                detail = orjson.loads(body).get("error", body.decode())
+            except (orjson.JSONDecodeError, AttributeError):
+                detail = body.decode(errors="replace")
+            raise NodeStartError(f"The model loaded but a warm-up prediction failed: {detail}")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _spawn(self) -> dict[str, Any]:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        try:
+            with self.log_path.open("ab") as log_file:
+                process = subprocess.Popen(
+                    self._command(write_fd),
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_fd,),
+                    start_new_session=True,
+                    env=_node_environment(),
+                )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        with self._lock:
+            self.process = process
+        try:
+            message = _read_handshake(read_fd, process, self.load_timeout_s)
+        finally:
+            os.close(read_fd)
+        if message is None or not message.get("ok"):
+            _terminate(process, 1.0)
+            raise NodeStartError(self._failure_text(message, process))
+        return message
+
+    def _command(self, ready_fd: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "cairn.serving.node",
+            "--model-dir",
+            str(self.model_dir),
+            "--framework",
+            self.framework or "",
+            "--socket",
+            str(self.socket_path),
+            "--ready-fd",
+            str(ready_fd),
+        ]
+
+    def _failure_text(
+        self, message: dict[str, Any] | None, process: subprocess.Popen[bytes]
+    ) -> str:
+        if message is not None and message.get("error"):
+            return str(message["error"])
+        if process.poll() is None:
+            return (
+                f"The prediction node did not finish loading the model within "
+                f"{self.load_timeout_s:.0f} s; see {self.log_path}."
+            )
+        tail = _tail(self.log_path)
+        return (
+            f"The prediction node exited with code {process.returncode} while loading the "
+            f"model. Last lines of {self.log_path}:\n{tail}"
+        )
+
+    def _watch(self) -> None:
+        failures = 0
+        while True:
+            process = self.process
+            if process is None:
+                return
+            code = process.wait()
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+            if self.stopping:
+                return
+            self.ready = False
+            self.restarts += 1
+            log.warning("prediction node %s exited with %s; restarting", self.socket_path, code)
+            while not self.stopping:
+                try:
+                    self.handshake = self._spawn()
+                    self.ready = not self.stopping
+                    failures = 0
+                    break
+                except (NodeStartError, OSError) as error:
+                    failures += 1
+                    if failures >= MAX_RESTART_FAILURES:
+                        self.failure = f"The prediction node could not be restarted: {error}"
+                        log.error("%s", self.failure)
+                        return
+                    time.sleep(min(0.2 * 2**failures, 5.0))
+            if self.stopping and self.process is not None:
+                _terminate(self.process, 1.0)
+                return
+
+
+def _node_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    source_root = str(Path(cairn.__file__).resolve().parents[1])
+    paths = [source_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _read_handshake(
+    fd: int, process: subprocess.Popen[bytes], timeout_s: float
+) -> dict[str, Any] | None:
+    """The node's one JSON line, or None if it exits or times out first."""
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+        if not readable:
+            if process.poll() is not None:
+                return None
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        data += chunk
+    try:
+        message = orjson.loads(data.split(b"\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _terminate(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait()
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = conn.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("the prediction node closed the connection")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
