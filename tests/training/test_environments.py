@@ -88,10 +88,11 @@ def test_the_environment_sees_cairns_frameworks(tmp_path, trainer_sdist) -> None
     import subprocess
 
     probe = subprocess.run(
-        [str(env.python), "-c", "import sklearn, xgboost, trainer.task as t; print(t.__file__)"],
+        [str(env.python), "-c", "import sklearn, xgboost, trainer; print(trainer.__file__)"],
         capture_output=True,
         text=True,
         check=True,
+        cwd=tmp_path,
     )
     assert str(env.root) in probe.stdout
     assert cache.find([trainer_sdist]) == env
