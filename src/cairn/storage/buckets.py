@@ -226,8 +226,7 @@ class BucketStorage:
             if entry.is_dir and not recursive:
                 raise ApiError(
                     Code.INVALID_ARGUMENT,
-                    f"{entry.display()} is a directory; remove directories with -r "
-                    "(recursive=True).",
+                    f"{entry.display()} is a directory; remove directories with -r.",
                 )
         removed: list[str] = []
         for entry in match.entries:

@@ -135,7 +135,7 @@ def tree_steps(directory: Entry, target: Location) -> list[CopyStep]:
 def _needs_recursive(what: str) -> ApiError:
     return ApiError(
         Code.INVALID_ARGUMENT,
-        f"{what} is a directory; copy directories with -r (recursive=True).",
+        f"{what} is a directory; copy directories with -r.",
     )
 
 
