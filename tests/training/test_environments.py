@@ -100,3 +100,22 @@ def test_the_environment_sees_cairns_frameworks(tmp_path, trainer_sdist) -> None
         missing = tmp_path / "trainer-9.tar.gz"
         missing.write_bytes(b"not a tarball")
         cache.ensure([missing], log_path=tmp_path / "pip.log")
+
+
+def test_a_trainer_declaring_plain_tensorflow_reuses_cairns_build(
+    make_runner, tmp_path, upload
+) -> None:
+    """Cairn has tensorflow-cpu; `install_requires=["tensorflow"]` must not download TF."""
+    declares_tf = build_sdist(
+        tmp_path / "tf",
+        "trainer",
+        trainer_modules(),
+        install_requires=["tensorflow"],
+        version="0.4",
+    )
+    runner = make_runner(pip_args=["--no-index"])  # a download attempt would fail the job
+    recorder = RunRecorder()
+    spec = {"packageUris": [upload(declares_tf)], "pythonModule": "trainer.task"}
+    runner.start("p1", "job_tf_alias", spec, **recorder.callbacks)
+    outcome = recorder.wait()
+    assert outcome.state == "SUCCEEDED", outcome.error_message
