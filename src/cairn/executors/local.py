@@ -89,13 +89,13 @@ class LocalProcess(ReplicaProcess):
             return False
 
     def terminate(self, grace_s: float = DEFAULT_GRACE_S) -> None:
-        if self._popen is None and not is_running(self.record.pid, self.record.create_time):
-            # The wrapper is gone (and its pid may belong to someone else now): only its
-            # process group, which nobody else can join, may still hold grandchildren.
-            for proc in [p for p in group_members(self.record.pid) if p.pid != self.record.pid]:
+        if self._wrapper_running():
+            terminate_tree(self.record.pid, grace_s=grace_s, leader_of_group=True)
+        else:
+            # The wrapper is gone (its pid may even be someone else's now): only its process
+            # group, which outlives it while any member lives, may still hold grandchildren.
+            for proc in group_members(self.record.pid):
                 terminate_tree(proc.pid, grace_s=grace_s, leader_of_group=False)
-            return
-        terminate_tree(self.record.pid, grace_s=grace_s, leader_of_group=True)
         if self._popen is not None:
             self._popen.poll()
 

@@ -10,6 +10,7 @@ so two jobs racing for the same packages never see a half-built one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import time
 import uuid
 import venv
 from collections.abc import Sequence
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.executors import terminate_tree
+
+# Age after which a `.building-*` directory is a leftover of a crashed build.
+_ABANDONED_BUILD_S = 3600.0
 
 # Lines of pip's output kept in the error message of a failed install.
 PIP_TAIL_LINES = 30
@@ -84,6 +89,15 @@ class EnvironmentCache:
         self._pip_args = list(pip_args)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._remove_abandoned_builds()
+
+    def _remove_abandoned_builds(self) -> None:
+        """Builds a crashed server left behind (none can still be running an hour later)."""
+        cutoff = time.time() - _ABANDONED_BUILD_S
+        for leftover in self.envs_root.glob(".building-*"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    shutil.rmtree(leftover, ignore_errors=True)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
