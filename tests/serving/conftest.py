@@ -40,9 +40,7 @@ def sklearn_model(directory: Path):  # type: ignore[no-untyped-def]
 
 def make_booster() -> xgb.Booster:
     x, y = training_data()
-    return xgb.train(
-        {"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(x, label=y), 5
-    )
+    return xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(x, label=y), 5)
 
 
 @pytest.fixture(params=["model.bst", "model.json", "model.ubj"])
