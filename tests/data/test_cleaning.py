@@ -34,11 +34,15 @@ def test_spellings_merge_case_whitespace_punctuation_and_synonyms() -> None:
     cities = ["New York", "new york ", "NEW-YORK", "New York", "NYC", "Boston", "boston.", "Bostn"]
     with Workspace() as ws:
         table = ws.register_frame(pd.DataFrame({"city": cities}))
-        out, report = cleaning.normalize_spellings(ws, table, ["city"], synonyms={"nyc": "New York"})
+        out, report = cleaning.normalize_spellings(
+            ws, table, ["city"], synonyms={"nyc": "New York"}
+        )
         values = ws.frame(out)["city"].tolist()
         assert values[:5] == ["New York"] * 5
         assert values[5:7] == ["Boston", "Boston"] and values[7] == "Bostn"
-        assert ("Bostn", "Boston", pytest.approx(0.909, abs=0.01)) in report.details["suggested_merges"]["city"]
+        assert ("Bostn", "Boston", pytest.approx(0.909, abs=0.01)) in report.details[
+            "suggested_merges"
+        ]["city"]
         merged, _ = cleaning.normalize_spellings(ws, table, ["city"], merge_suggestions=True)
         assert ws.frame(merged)["city"].tolist()[5:] == ["Boston"] * 3
 
@@ -49,7 +53,14 @@ def test_suggest_merges_ignores_distinct_categories() -> None:
 
 @pytest.mark.parametrize(
     ("text", "centimetres"),
-    [("5 ft 3 in", 160.02), ("160cm", 160.0), ("1.6 m", 160.0), ("5'3\"", 160.02), ("1,75 m", 175.0), ("63 inches", 160.02)],
+    [
+        ("5 ft 3 in", 160.02),
+        ("160cm", 160.0),
+        ("1.6 m", 160.0),
+        ("5'3\"", 160.02),
+        ("1,75 m", 175.0),
+        ("63 inches", 160.02),
+    ],
 )
 def test_parse_quantity_reads_mixed_units(text: str, centimetres: float) -> None:
     assert parse_quantity(text, "cm") == pytest.approx(centimetres, abs=0.01)
@@ -64,14 +75,18 @@ def test_parse_quantity_refuses_what_it_cannot_read() -> None:
 
 def test_normalize_units_column_reports_unparsed() -> None:
     with Workspace() as ws:
-        table = ws.register_frame(pd.DataFrame({"height": ["5 ft 3 in", "160cm", "1.6 m", "tall", None]}))
+        table = ws.register_frame(
+            pd.DataFrame({"height": ["5 ft 3 in", "160cm", "1.6 m", "tall", None]})
+        )
         out, report = cleaning.normalize_units(ws, table, "height", "m")
         heights = ws.frame(out)["height"].tolist()
     assert heights[:3] == pytest.approx([1.6002, 1.6, 1.6])
     assert pd.isna(heights[3]) and pd.isna(heights[4])
     assert report.details["unparsed"] == {"tall": 1}
     with Workspace() as ws, pytest.raises(ApiError, match="unknown unit"):
-        cleaning.normalize_units(ws, ws.register_frame(pd.DataFrame({"h": ["1 m"]})), "h", "parsecs-ish")
+        cleaning.normalize_units(
+            ws, ws.register_frame(pd.DataFrame({"h": ["1 m"]})), "h", "parsecs-ish"
+        )
 
 
 def test_outliers_flag_clip_drop() -> None:

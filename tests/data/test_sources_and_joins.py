@@ -8,7 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cairn.data import SourceSpec, Workspace, join, load_source, normalize_column_name, sniff_csv, union
+from cairn.data import (
+    SourceSpec,
+    Workspace,
+    join,
+    load_source,
+    normalize_column_name,
+    sniff_csv,
+    union,
+)
 from cairn.domain.errors import ApiError
 
 
@@ -42,7 +50,9 @@ def test_parquet_jsonl_and_sqlite_sources(tmp_path: Path) -> None:
         SourceSpec("p", path=str(tmp_path / "t.parquet")),
         SourceSpec("j", path=str(tmp_path / "t.jsonl")),
         SourceSpec("s", url=f"sqlite:///{tmp_path / 't.db'}", table="cities"),
-        SourceSpec("q", url=f"sqlite:///{tmp_path / 't.db'}", query="SELECT * FROM cities WHERE id > 1"),
+        SourceSpec(
+            "q", url=f"sqlite:///{tmp_path / 't.db'}", query="SELECT * FROM cities WHERE id > 1"
+        ),
     ]
     with Workspace() as ws:
         loaded = {s.name: ws.frame(load_source(ws.con, s)) for s in specs}
@@ -59,8 +69,13 @@ def test_missing_file_and_bad_format_are_clear_errors(tmp_path: Path) -> None:
 
 
 def _frames(ws: Workspace) -> tuple[str, str]:
-    left = ws.register_frame(pd.DataFrame({"id": [1, 2, 3, 4], "code": ["a", "b", "a", "z"], "v": [1.0, 2, 3, 4]}), "orders")
-    right = ws.register_frame(pd.DataFrame({"code": ["a", "b"], "v": [10, 20], "label": ["A", "B"]}), "codes")
+    left = ws.register_frame(
+        pd.DataFrame({"id": [1, 2, 3, 4], "code": ["a", "b", "a", "z"], "v": [1.0, 2, 3, 4]}),
+        "orders",
+    )
+    right = ws.register_frame(
+        pd.DataFrame({"code": ["a", "b"], "v": [10, 20], "label": ["A", "B"]}), "codes"
+    )
     return left, right
 
 
@@ -90,9 +105,18 @@ def test_union_normalises_names_renames_unifies_types_and_reports_conflicts() ->
     assert normalize_column_name("Dep. Delay (min)") == "dep_delay_min"
     assert normalize_column_name("heightCm") == "height_cm"
     with Workspace() as ws:
-        a = ws.register_frame(pd.DataFrame({"Store ID": [1, 2], "Sales": [1.5, 2.5], "Note": ["x", "y"]}), "a")
-        b = ws.register_frame(pd.DataFrame({"store_id": ["3", "4"], "revenue": [7, 8], "Note": [1, 2], "extra": [True, False]}), "b")
-        c = ws.register_frame(pd.DataFrame({"store_id": ["5"], "revenue": [9], "Note": ["n/a"]}), "c")
+        a = ws.register_frame(
+            pd.DataFrame({"Store ID": [1, 2], "Sales": [1.5, 2.5], "Note": ["x", "y"]}), "a"
+        )
+        b = ws.register_frame(
+            pd.DataFrame(
+                {"store_id": ["3", "4"], "revenue": [7, 8], "Note": [1, 2], "extra": [True, False]}
+            ),
+            "b",
+        )
+        c = ws.register_frame(
+            pd.DataFrame({"store_id": ["5"], "revenue": [9], "Note": ["n/a"]}), "c"
+        )
         out, step, report = union(ws, [a, b, c], renames={"revenue": "sales"})
         frame = ws.frame(out)
     assert step.rows_after == 5 and report.types["store_id"] in ("BIGINT", "INTEGER")

@@ -78,6 +78,7 @@ class Recipe:
     union: list[str] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
     derive: dict[str, str] = field(default_factory=dict)
+    join_lines: list[int] = field(default_factory=list)
     normalize_names: bool = True
     clean: list[Step] = field(default_factory=list)
     split: dict[str, Any] = field(default_factory=dict)
@@ -273,6 +274,7 @@ def load_recipe(path: str | Path) -> Recipe:
         source_lines=source_lines,
         base=base,
         joins=joins,
+        join_lines=[lines.get(id(j), 0) for j in joins],
         union=list(union),
         renames=renames,
         normalize_names=dataset.get("normalize_names", True),

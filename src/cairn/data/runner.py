@@ -75,7 +75,7 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
             recipe.normalize_names,
         )
         reports.append(step)
-    for entry in recipe.joins:
+    for index, entry in enumerate(recipe.joins):
         try:
             current, step = join(
                 ws,
@@ -87,7 +87,8 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
                 entry.get("suffix"),
             )
         except ApiError as error:
-            raise recipe.error("dataset", error.message, recipe.lines.get("dataset")) from error
+            line = recipe.join_lines[index] if index < len(recipe.join_lines) else None
+            raise recipe.error("dataset", error.message, line) from error
         reports.append(step)
     if recipe.derive:
         current = _derive(ws, recipe, current, reports)

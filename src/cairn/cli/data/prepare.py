@@ -38,7 +38,7 @@ def prepare(
         if check:
             with progress_status("checking the recipe on a sample"):
                 rehearse(parsed)
-            console.print(f"[green]{recipe} looks good.[/green]")
+            click.echo(f"{recipe} looks good.")
             return
         with progress_status("starting") as update:
             result = run_recipe(
