@@ -241,3 +241,10 @@ def test_copy_tree_to_local_snapshots(storage: BucketStorage, tmp_path: Path) ->
 
 def test_fs_is_an_fsspec_filesystem_rooted_at_storage(storage: BucketStorage) -> None:
     assert storage.fs.cat_file("bkt/data/notes.txt") == b"notes"
+
+
+@pytest.mark.parametrize("uri", ["gs://bkt", "gs://bkt/", "gs://bkt/data/new/"])
+def test_writing_to_a_bucket_or_directory_name_is_refused(storage: BucketStorage, uri: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        storage.write_bytes(uri, b"x")
+    assert refused.value.code is Code.INVALID_ARGUMENT

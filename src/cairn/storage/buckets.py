@@ -112,6 +112,14 @@ class BucketStorage:
                 Code.INVALID_ARGUMENT, f"{location.display()} is a directory, not a file."
             )
         if any(flag in mode for flag in "wax+"):
+            if location.bucket_uri is not None and (
+                not location.bucket_uri.key or uri.endswith("/")
+            ):
+                raise ApiError(
+                    Code.INVALID_ARGUMENT,
+                    f"Cannot write to {uri}: it names a bucket or directory; "
+                    "give an object name such as gs://BUCKET/dir/file.",
+                )
             parent = location.path.rsplit("/", 1)[0] if "/" in location.path else location.path
             try:
                 location.fs.makedirs(parent, exist_ok=True)
