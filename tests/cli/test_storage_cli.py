@@ -85,6 +85,7 @@ def test_cp_recursive_and_wildcards(home: Path, tmp_path: Path) -> None:
         (("ls", "gs://nope-bucket"), "does not exist"),
         (("cat", "gs://bkt/../etc/passwd"), "'..'"),
         (("rm", "gs://bkt/dir"), "-r"),
+        (("cat", "gs://bkt/*.none"), "No URLs matched"),
         (("mb", "gs://bkt"), "already exists"),
         (("mb", "gs://UPPER"), "not a valid bucket name"),
         (("ls", "s3://bkt/x"), "not built in Cairn yet"),

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from cairn.config import Settings
-from cairn.domain.errors import ApiError
+from cairn.domain.errors import ApiError, Code
 from cairn.storage import BucketStorage, Entry, has_wildcard
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +148,8 @@ def cat(storage: BucketStorage, uris: tuple[str, ...]) -> None:
     out = sys.stdout.buffer
     for uri in uris:
         matches = storage.glob(uri) if has_wildcard(uri) else [uri]
+        if not matches:
+            raise ApiError(Code.NOT_FOUND, f"No URLs matched: {uri}.")
         for match in matches:
             if not match.endswith("/"):
                 out.write(storage.read_bytes(match))
