@@ -114,3 +114,17 @@ def test_help_explains_the_command(tmp_path: Path) -> None:
     result = _local_train(tmp_path, "--help")
     assert result.returncode == 0
     assert "--module-name" in result.stdout and "--distributed" in result.stdout
+
+
+def test_gs_job_dirs_map_to_local_buckets(tmp_path: Path, package_path: Path) -> None:
+    result = _local_train(
+        tmp_path,
+        "--module-name=trainer.task",
+        f"--package-path={package_path}",
+        "--job-dir=gs://bkt/local-out",
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "home" / "storage" / "bkt" / "local-out"
+    assert (out / "model.txt").read_text() == "trained"
+    seen = json.loads((out / "seen-none-0.json").read_text())
+    assert seen["argv"][-2:] == ["--job-dir", str(out.resolve())]

@@ -6,7 +6,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+
+from cairn.storage import BucketStorage
 
 # A trainer that records what it sees, then behaves as `--mode` says:
 #   ok      write <job-dir>/model.txt and exit 0
@@ -121,29 +122,6 @@ def trainer_modules(extra_source: str = "") -> dict[str, str]:
     return {"trainer/__init__.py": "", "trainer/task.py": TRAINER_TASK + extra_source}
 
 
-class _GsRoot:
-    """gs://BUCKET/PATH -> <root>/BUCKET/PATH, the layout `cairn.storage` uses."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def local_path(self, uri: str) -> Path:
-        assert uri.startswith("gs://"), uri
-        return self.root / uri[len("gs://") :]
-
-    def localize_arg(self, value: str) -> str:
-        if value.startswith("gs://"):
-            return str(self.local_path(value))
-        flag, sep, rest = value.partition("=")
-        if sep and rest.startswith("gs://"):
-            return f"{flag}={self.local_path(rest)}"
-        return value
-
-
-def local_buckets(root: Path) -> Any:
-    """`cairn.storage.BucketStorage` over `root` once it exists, else the same layout here."""
-    try:
-        from cairn.storage import BucketStorage  # type: ignore[attr-defined]
-    except ImportError:  # only until cairn.storage provides BucketStorage
-        return _GsRoot(root)
+def local_buckets(root: Path) -> BucketStorage:
+    """Cairn's local buckets over `root` (gs://BUCKET/PATH -> root/BUCKET/PATH)."""
     return BucketStorage(root)

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 
 from cairn.config import Settings
+from cairn.domain.errors import ApiError
+from cairn.storage import BucketStorage
 from cairn.training.local_train import plan_local_train, run_local_train
 
 _console = Console(stderr=True)
 
 
-def _bucket_storage() -> Any | None:
-    """Local buckets from `cairn.storage`, to map gs:// paths (None until that module has them)."""
-    storage = importlib.import_module("cairn.storage")
-    factory = getattr(storage, "BucketStorage", None)
-    return factory(Settings.from_env().storage_root) if factory is not None else None
-
-
 def _localize(values: list[str]) -> list[str]:
+    """gs:// URIs (alone or as `--flag=gs://...`) mapped to Cairn's local buckets."""
     if not any("gs://" in v for v in values):
         return values
-    storage = _bucket_storage()
-    if storage is None:
-        raise click.UsageError(
-            "gs:// paths need Cairn's local buckets, which this installation lacks; "
-            "pass local paths instead."
-        )
-    return [storage.localize_arg(v) for v in values]
+    storage = BucketStorage(Settings.from_env().storage_root)
+    try:
+        return [storage.localize_arg(v) for v in values]
+    except ApiError as exc:
+        raise click.UsageError(exc.message) from None
 
 
 @click.command(
