@@ -163,7 +163,7 @@ class CairnClient:
         self,
         operation: str | Json,
         *,
-        interval: float = 1.0,
+        interval: float = 0.5,
         timeout: float | None = None,
         on_poll: Callable[[Json], None] | None = None,
     ) -> Json:
