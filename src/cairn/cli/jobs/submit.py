@@ -71,6 +71,13 @@ def submit() -> None:
     is_flag=True,
     help="Follow the job's logs until it ends; exit 1 unless it SUCCEEDED.",
 )
+@click.option(
+    "--async",
+    "run_async",
+    is_flag=True,
+    hidden=True,
+    help="Return after submitting (the default; kept for gcloud scripts).",
+)
 @common_options
 def training(
     job: str,
@@ -91,6 +98,7 @@ def training(
     python_version: str | None,
     labels: str | None,
     stream_logs: bool,
+    run_async: bool,
     session: Session,
 ) -> None:
     """Submit training job JOB that runs a Python trainer package.
@@ -103,6 +111,8 @@ def training(
           --module-name trainer.task --staging-bucket gs://staging \\
           --job-dir gs://out/census_1 -- --epochs 3
     """
+    if run_async and stream_logs:
+        raise invalid_field("--async", "--async and --stream-logs cannot be used together.")
     body: dict[str, Any] = load_config_file(config_file) if config_file else {}
     body["jobId"] = job
     spec: dict[str, Any] = dict(body.get("trainingInput") or {})
