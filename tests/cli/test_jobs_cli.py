@@ -95,7 +95,7 @@ def test_config_file_is_loaded_and_flags_override_it(fake_ml: FakeMl, tmp_path: 
 def test_submit_without_module_says_what_to_add(fake_ml: FakeMl) -> None:
     result = invoke(fake_ml.url, "jobs", "submit", "training", "j3", "--packages", "gs://b/p.tgz")
     assert result.exit_code == 1
-    assert result.stderr.startswith("ERROR: (cairn.jobs.submit.training) ")
+    assert result.stderr.startswith("ERROR: (cairn.jobs.submit.training) argument --module-name: ")
     assert "--module-name trainer.task" in result.stderr
     assert fake_ml.requests == []
 

@@ -122,6 +122,13 @@ def command_id(ctx: click.Context) -> str:
 
 
 def _describe(error: ApiError) -> str:
+    """The message to print; flag problems read like argparse's (`argument --x: ...`)."""
+    if len(error.field_violations) == 1:
+        violation = error.field_violations[0]
+        if violation.field.startswith("-") and error.message == (
+            f"Field: {violation.field} Error: {violation.description}"
+        ):
+            return f"argument {violation.field}: {violation.description}"
     extra = [
         f"  {v.field}: {v.description}"
         for v in error.field_violations
