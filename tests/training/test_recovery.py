@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from tests.training.conftest import RunRecorder, wait_for_file
 
@@ -64,10 +66,49 @@ def test_replicas_outlive_a_crash_and_are_re_adopted(
         assert outcome.error_message is not None
         assert f"non-zero status of {code}" in outcome.error_message
     assert not is_running(pids["trainer"])
-    # Its outcome is recorded: a second restart reports it again instead of losing it.
+    # Once it ended there is nothing left to adopt after another restart.
     again = RunRecorder()
-    assert make_runner().recover("p1", "job_crash", spec, **again.callbacks)
-    assert again.wait().state == state
+    assert not make_runner().recover("p1", "job_crash", spec, **again.callbacks)
+    assert again.outcomes == []
+
+
+def test_a_replica_that_ended_while_the_server_was_down_is_not_adopted(
+    tmp_path: Path, trainer_sdist: Path, make_runner
+) -> None:
+    out = tmp_path / "out"
+    spec = {
+        "packageUris": [str(trainer_sdist)],
+        "pythonModule": "trainer.task",
+        "args": ["--mode=sleep", "--seconds=600"],
+        "jobDir": str(out),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(tmp_path), json.dumps(spec)], cwd=_REPO_ROOT
+    )
+    try:
+        pids = json.loads(wait_for_file(out / "pids.json").read_text())
+        wait_for_file(tmp_path / "jobs" / "p1" / "job_crash" / "run.json")
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    psutil.Process(pids["trainer"]).kill()
+    deadline = time.monotonic() + 30
+    while any(is_running(r["pid"]) for r in _records(tmp_path)):
+        assert time.monotonic() < deadline, "the replica wrapper did not exit"
+        time.sleep(0.05)
+
+    recorder = RunRecorder()
+    assert not make_runner().recover("p1", "job_crash", spec, **recorder.callbacks)
+    assert recorder.outcomes == []
+    deadline = time.monotonic() + 30
+    while is_running(pids["grandchild"]):  # what the dead replica left behind is ended
+        assert time.monotonic() < deadline, "the replica's grandchild was left running"
+        time.sleep(0.05)
+
+
+def _records(tmp_path: Path) -> list[dict]:
+    run = json.loads((tmp_path / "jobs" / "p1" / "job_crash" / "run.json").read_text())
+    return list(run["replicas"])
 
 
 def test_nothing_to_recover_without_a_run(make_runner) -> None:

@@ -81,7 +81,10 @@ class ReplicaProcess(ABC):
 
     @abstractmethod
     def is_alive(self) -> bool:
-        """Whether any process of the replica still runs."""
+        """Whether the replica still runs: its wrapper, and so the user command, is alive.
+
+        Leftover grandchildren of an ended replica do not count; `terminate` ends them.
+        """
 
 
 class Executor(ABC):

@@ -78,15 +78,7 @@ class LocalProcess(ReplicaProcess):
         )
 
     def is_alive(self) -> bool:
-        if self._wrapper_running():
-            return True
-        try:
-            return any(
-                p.status() != psutil.STATUS_ZOMBIE
-                for p in [p for p in group_members(self.record.pid) if p.pid != self.record.pid]
-            )
-        except psutil.Error:
-            return False
+        return self._wrapper_running()
 
     def terminate(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         if self._wrapper_running():

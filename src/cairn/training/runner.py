@@ -136,26 +136,34 @@ class TrainingRunner:
         on_finished: Callable[[RunOutcome], None],
         trial_id: str | None = None,
     ) -> bool:
-        """Re-adopt a run whose replicas outlived a server restart; False if there is none."""
+        """Re-adopt a run whose replicas outlived a server restart; False if none still runs.
+
+        A run that ended while the server was down is not adopted (False): the job service
+        then fails the job as interrupted. Replicas that ended in the meantime beside live
+        ones are judged by their exit files, and one gone without a trace fails the run.
+        """
         context = self._context(project, job_id, training_input, trial_id, (), with_ports=False)
         state = read_run_state(context.run_dir)
-        if state is None:
+        if state is None or state.outcome is not None:
+            return False
+        adopted = {r.name: self._executor.adopt(r) for r in state.replicas}
+        if not any(p is not None and p.is_alive() for p in adopted.values()):
+            # Nothing to watch; end what the ended replicas may have left running.
+            leftovers = [p for p in adopted.values() if p is not None]
+            threading.Thread(
+                target=lambda: [p.terminate(self._grace_s) for p in leftovers], daemon=True
+            ).start()
             return False
         run = _Run((project, job_id, trial_id), context, on_state, on_finished)
-        if state.outcome is not None:
-            # It ended while nobody listened: report what the run file recorded.
-            outcome = RunOutcome(state.outcome["state"], state.outcome.get("error_message"))
-            self._register(run)
-            target: Callable[[], None] = lambda: self._deliver(run, outcome)  # noqa: E731
-        else:
-            adopted = {r.name: self._executor.adopt(r) for r in state.replicas}
-            if all(p is None for p in adopted.values()):
-                return False
-            for name, process in adopted.items():
-                run.replicas[name] = process if process is not None else _Vanished(name)
-            self._register(run)
-            target = lambda: self._watch_and_finish(run, state.primary)  # noqa: E731
-        run.thread = threading.Thread(target=target, name=f"cairn-run-{job_id}", daemon=True)
+        for name, process in adopted.items():
+            run.replicas[name] = process if process is not None else _Vanished(name)
+        self._register(run)
+        run.thread = threading.Thread(
+            target=self._watch_and_finish,
+            args=(run, state.primary),
+            name=f"cairn-run-{job_id}",
+            daemon=True,
+        )
         run.thread.start()
         return True
 
@@ -281,6 +289,8 @@ class TrainingRunner:
 
     def _watch_and_finish(self, run: _Run, primary: str) -> None:
         try:
+            # Let the caller finish registering the adopted job before it can end.
+            run.stop.wait(_POLL_S)
             self._notify(run.on_state, "RUNNING")
             outcome = self._watch(run, primary)
         except Exception as exc:
