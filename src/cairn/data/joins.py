@@ -40,6 +40,7 @@ def join(
     how: str = "left",
     many_to_one: bool = True,
     suffix: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[str, StepReport]:
     """Join `right` onto `left`; with `many_to_one`, refuse when a right key repeats.
 
@@ -73,8 +74,11 @@ def join(
     dropped = {r for _, r in pairs}
     selected = [f"l.{quote_identifier(c)}" for c in left_columns]
     renamed: dict[str, str] = {}
+    unknown = [c for c in columns or [] if c not in right_columns]
+    if unknown:
+        raise invalid_field("join.columns", f"{right!r} has no columns {unknown}.")
     for column in right_columns:
-        if column in dropped:
+        if column in dropped or (columns is not None and column not in columns):
             continue
         alias = column + suffix if column in left_columns else column
         if alias != column:

@@ -45,7 +45,14 @@ SOURCE_KEYS = {
     "encoding": str,
     "header": bool,
 }
-JOIN_KEYS = {"source": str, "on": (str, list, dict), "how": str, "many_to_one": bool, "suffix": str}
+JOIN_KEYS = {
+    "source": str,
+    "on": (str, list, dict),
+    "how": str,
+    "many_to_one": bool,
+    "suffix": str,
+    "columns": list,
+}
 
 
 class RecipeError(ApiError):

@@ -77,6 +77,7 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
         reports.append(step)
     for index, entry in enumerate(recipe.joins):
         try:
+            previous = current
             current, step = join(
                 ws,
                 current,
@@ -85,11 +86,13 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
                 entry.get("how", "left"),
                 entry.get("many_to_one", True),
                 entry.get("suffix"),
+                entry.get("columns"),
             )
         except ApiError as error:
             line = recipe.join_lines[index] if index < len(recipe.join_lines) else None
             raise recipe.error("dataset", error.message, line) from error
         reports.append(step)
+        ws.release(previous, current)
     if recipe.derive:
         current = _derive(ws, recipe, current, reports)
     return current
@@ -111,6 +114,7 @@ def _derive(ws: Workspace, recipe: Recipe, relation: str, reports: list[StepRepo
     reports.append(
         StepReport("derive", ws.count(relation), ws.count(out), {"columns": recipe.derive})
     )
+    ws.release(relation, out)
     return out
 
 
@@ -120,10 +124,12 @@ def _clean(
     for step in recipe.clean:
         progress(f"clean: {step.name}")
         try:
+            previous = relation
             relation, report = CLEAN_STEPS[step.name][1](ws, relation, step.options)
         except ApiError as error:
             raise recipe.error("clean", f"step {step.name}: {error.message}", step.line) from error
         reports.append(report)
+        ws.release(previous, relation)
     return relation
 
 
@@ -256,7 +262,9 @@ def prepare(
         relation = _assemble(ws, recipe, None, reports)
         relation = _clean(ws, recipe, relation, reports, progress)
         progress("splitting")
+        previous = relation
         relation, split_report = _split(ws, recipe, relation)
+        ws.release(previous, relation)
         reports.append(split_report)
         artifact = None
         artifact_path = None

@@ -50,10 +50,22 @@ class Workspace:
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self._names = itertools.count(1)
+        self._owned: set[str] = set()
 
     def new_name(self, stem: str) -> str:
         """A fresh table name, so every step's output stays inspectable."""
-        return f"_{stem}_{next(self._names)}"
+        name = f"_{stem}_{next(self._names)}"
+        self._owned.add(name)
+        return name
+
+    def release(self, previous: str, current: str) -> None:
+        """Drop `previous` once a step has turned it into `current`, if this workspace made it.
+
+        Intermediate tables would otherwise hold a full copy of the data per step.
+        """
+        if previous != current and previous in self._owned:
+            self._owned.discard(previous)
+            self.con.execute(f"DROP TABLE IF EXISTS {quote_identifier(previous)}")
 
     def register_frame(self, frame: pd.DataFrame, name: str | None = None) -> str:
         """Copy a pandas frame into a DuckDB table and return the table's name."""

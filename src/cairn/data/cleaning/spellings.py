@@ -113,7 +113,9 @@ def normalize_spellings(
                     target = follow[target]
                 mapping[value] = target
         changed[column] = {v: t for v, t in mapping.items() if v != t}
-        current = apply_value_map(ws, current, column, mapping, "VARCHAR")
+        previous, current = current, apply_value_map(ws, current, column, mapping, "VARCHAR")
+        if previous != relation:
+            ws.release(previous, current)
     return current, StepReport(
         "spellings",
         ws.count(relation),

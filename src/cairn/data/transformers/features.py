@@ -111,9 +111,12 @@ class DateTimeParts(FrameTransformer):
             stamps = pd.to_datetime(frame[column], errors="coerce", utc=True)
             for part in self.parts:
                 if part == "is_weekend":
-                    values = (stamps.dt.dayofweek >= 5).astype(float)
+                    values = (stamps.dt.day_of_week >= 5).astype(float)
                 else:
-                    values = getattr(stamps.dt, part).astype(float)
+                    attribute = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(
+                        part, part
+                    )
+                    values = getattr(stamps.dt, attribute).astype(float)
                 frame[f"{column}_{part}"] = values.where(stamps.notna(), np.nan)
         return frame
 
