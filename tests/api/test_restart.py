@@ -57,6 +57,7 @@ def test_crash_with_dead_replica_marks_job_failed(start_server: Any, tmp_path: P
     server.kill()
     psutil.Process(int(pid_file.read_text())).kill()  # the replica dies while the server is down
     server.restart()
+    ml = ml_client(server.url)  # connections to the old process are gone
     job = ml.projects().jobs().get(name=name).execute()
     assert job["state"] == "FAILED"
     assert "restarted" in job["errorMessage"]
@@ -69,6 +70,7 @@ def test_crash_with_live_replica_readopts_it(start_server: Any, tmp_path: Path) 
     name = submit_sleeper(ml, server, tmp_path, tmp_path / "pid", 4)
     server.kill()
     server.restart()
+    ml = ml_client(server.url)  # connections to the old process are gone
     job = wait_job(ml, name, timeout=60)
     assert job["state"] == "SUCCEEDED", job
 
@@ -90,6 +92,7 @@ def test_restart_reloads_ready_versions(start_server: Any, tmp_path: Path) -> No
     assert "error" not in wait_operation(ml, op["name"])
     server.stop()
     server.restart()
+    ml = ml_client(server.url)  # connections to the old process are gone
     result = (
         ml.projects()
         .predict(name=f"{P}/models/{model}", body={"instances": [[3.0, 3.0, 0.0, 0.0]]})
@@ -108,5 +111,6 @@ def test_graceful_stop_fails_running_jobs(start_server: Any, tmp_path: Path) -> 
     server.stop()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     server.restart()
+    ml = ml_client(server.url)  # connections to the old process are gone
     job = ml.projects().jobs().get(name=name).execute()
     assert job["state"] == "FAILED"
