@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,7 +21,7 @@ from cairn.executors.exit_status import write_exit_status
 
 # How long to keep copying output after the user command exits: a grandchild that
 # inherited the pipes must not keep the replica from reporting its exit code.
-_DRAIN_TIMEOUT_S = 5.0
+_DRAIN_TIMEOUT_S = 3.0
 
 
 def _copy(source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock) -> None:
@@ -66,8 +67,9 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
         if stopping.is_set():
             # Being stopped: record the status now, before a SIGKILL can cut the drain short.
             write_exit_status(exit_path, code)
+        drain_until = time.monotonic() + _DRAIN_TIMEOUT_S
         for reader in readers:
-            reader.join(timeout=_DRAIN_TIMEOUT_S)
+            reader.join(timeout=max(0.0, drain_until - time.monotonic()))
     if not stopping.is_set():
         # Written after the output is drained, so whoever reads the exit status also
         # finds the last lines of stderr in place.
