@@ -220,13 +220,14 @@ class JobService:
     # ----- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover after a restart: re-queue queued jobs, re-adopt or fail running ones."""
-        for key, _doc in self._repo.in_states(["QUEUED"]):
-            self._enqueue(tuple(key))
+        """Recover after a restart: re-adopt or fail running jobs, then re-queue queued ones."""
         for key, doc in self._repo.in_states(["PREPARING", "RUNNING", "CANCELLING"]):
             project, job_id = key
             spec = doc.get("trainingInput", {})
             adopted = False
+            # Count the slot before re-adopting: an adopted job may finish at once.
+            with self._lock:
+                self._running.add((project, job_id))
             try:
                 adopted = self._runner.recover(
                     project,
@@ -238,11 +239,11 @@ class JobService:
             except Exception:
                 log.exception("could not re-adopt job %s/%s", project, job_id)
             if adopted:
-                with self._lock:
-                    self._running.add((project, job_id))
                 if doc.get("state") == "CANCELLING":
                     self._runner.cancel(project, job_id)
                 continue
+            with self._lock:
+                self._running.discard((project, job_id))
             final = "CANCELLED" if doc.get("state") == "CANCELLING" else "FAILED"
             message = None if final == "CANCELLED" else RESTART_MESSAGE
             self._repo.update(
@@ -251,6 +252,8 @@ class JobService:
                     _finished(d, f, m) if d.get("state") in ACTIVE_STATES else None
                 ),
             )
+        for key, _doc in self._repo.in_states(["QUEUED"]):
+            self._enqueue(tuple(key))
 
     def stop(self) -> None:
         with self._lock:
