@@ -41,6 +41,7 @@ def join(
     many_to_one: bool = True,
     suffix: str | None = None,
     columns: Sequence[str] | None = None,
+    lazy: bool = False,
 ) -> tuple[str, StepReport]:
     """Join `right` onto `left`; with `many_to_one`, refuse when a right key repeats.
 
@@ -87,13 +88,16 @@ def join(
     condition = " AND ".join(
         f"l.{quote_identifier(lk)} = r.{quote_identifier(rk)}" for lk, rk in pairs
     )
-    out = ws.new_name("joined")
+    # A lazy join is a view: chained joins then run as one query when materialised, and
+    # counting its rows reads only the key columns.
+    out = ws.new_name("joined", table=not lazy)
     ws.con.execute(
-        f"CREATE TABLE {quote_identifier(out)} AS SELECT {', '.join(selected)} "
+        f"CREATE {'VIEW' if lazy else 'TABLE'} {quote_identifier(out)} AS SELECT {', '.join(selected)} "
         f"FROM {quote_identifier(left)} l {how.upper()} JOIN {quote_identifier(right)} r "
         f"ON {condition}"
     )
-    before, after = ws.count(left), ws.count(out)
+    before = ws.count(left)
+    after = before if how == "left" and many_to_one else ws.count(out)
     unmatched_sql = (
         f"SELECT count(*) FROM {quote_identifier(left)} l WHERE NOT EXISTS "
         f"(SELECT 1 FROM {quote_identifier(right)} r WHERE {condition})"

@@ -87,6 +87,7 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
                 entry.get("many_to_one", True),
                 entry.get("suffix"),
                 entry.get("columns"),
+                lazy=True,
             )
         except ApiError as error:
             line = recipe.join_lines[index] if index < len(recipe.join_lines) else None
@@ -95,6 +96,8 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
         ws.release(previous, current)
     if recipe.derive:
         current = _derive(ws, recipe, current, reports)
+    elif recipe.joins:
+        current = ws.materialize(current)
     return current
 
 

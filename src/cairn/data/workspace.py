@@ -52,11 +52,20 @@ class Workspace:
         self._names = itertools.count(1)
         self._owned: set[str] = set()
 
-    def new_name(self, stem: str) -> str:
-        """A fresh table name, so every step's output stays inspectable."""
+    def new_name(self, stem: str, table: bool = True) -> str:
+        """A fresh name, so every step's output stays inspectable; tables may be released later."""
         name = f"_{stem}_{next(self._names)}"
-        self._owned.add(name)
+        if table:
+            self._owned.add(name)
         return name
+
+    def materialize(self, relation: str) -> str:
+        """A table holding the rows of a view, so later steps do not recompute it."""
+        out = self.new_name("table")
+        self.con.execute(
+            f"CREATE TABLE {quote_identifier(out)} AS SELECT * FROM {quote_identifier(relation)}"
+        )
+        return out
 
     def release(self, previous: str, current: str) -> None:
         """Drop `previous` once a step has turned it into `current`, if this workspace made it.
