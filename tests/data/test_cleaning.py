@@ -127,3 +127,21 @@ def test_label_issues_finds_a_deliberately_mislabeled_subset() -> None:
     assert len(found - set(flipped)) <= 15  # and few correct labels are doubted
     first = issues[0]
     assert first.suggested != first.given and 0 <= first.self_confidence < 0.5
+
+
+def test_label_issues_step_names_rows_of_the_whole_table() -> None:
+    from cairn.data.steps import CLEAN_STEPS
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=500)
+    y = (x > 0).astype(int)
+    planted = np.flatnonzero(np.abs(x) > 1.5)[:6]
+    y[planted] = 1 - y[planted]
+    with Workspace() as ws:
+        table = ws.register_frame(pd.DataFrame({"x": x, "y": y}))
+        out, report = CLEAN_STEPS["label_issues"][1](ws, table, {"label": "y", "max_rows": 400})
+    assert out == table and report.rows_before == report.rows_after == 500
+    rows = [issue["row"] for issue in report.details["issues"]]
+    assert rows and set(rows) <= set(planted.tolist())
+    for issue in report.details["issues"]:
+        assert issue["given"] == str(y[issue["row"]])

@@ -54,7 +54,12 @@ def _clean_missing(ws: Workspace, rel: str, o: dict[str, Any]) -> tuple[str, Ste
 
 def _clean_label_issues(ws: Workspace, rel: str, o: dict[str, Any]) -> tuple[str, StepReport]:
     limit = int(o.get("max_rows", 100_000))
-    frame = ws.con.execute(f'SELECT * FROM "{rel}" USING SAMPLE {limit} ROWS (reservoir, 0)').df()
+    # Number the rows first so the issues name positions in the whole table, not the sample.
+    frame = ws.con.execute(
+        f'SELECT * FROM (SELECT row_number() OVER () - 1 AS _cairn_row, * FROM "{rel}") '
+        f"USING SAMPLE {limit} ROWS (reservoir, 0)"
+    ).df()
+    frame = frame.set_index("_cairn_row")
     issues = cleaning.find_label_issues(
         frame, o["label"], o.get("features"), folds=int(o.get("folds", 5))
     )
