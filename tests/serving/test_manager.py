@@ -137,9 +137,8 @@ def test_killed_node_is_restarted(manager: ServingManager, sklearn_dir: Path) ->
     assert manager.node_pids(KEY) != [pid]
 
 
-def test_request_in_flight_during_crash_gets_503(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def slow_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     slow_dir = tmp_path / "slow"
     slow_dir.mkdir()
     _write_slow_model(slow_dir)
@@ -147,9 +146,13 @@ def test_request_in_flight_during_crash_gets_503(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(slow_dir), os.environ.get("PYTHONPATH")]))
     )
+    return slow_dir
+
+
+def test_request_in_flight_during_crash_gets_503(tmp_path: Path, slow_model_dir: Path) -> None:
     manager = ServingManager(tmp_path / "run")
     try:
-        manager.deploy(KEY, slow_dir, "SCIKIT_LEARN")
+        manager.deploy(KEY, slow_model_dir, "SCIKIT_LEARN")
         [pid] = manager.node_pids(KEY)
 
         async def scenario() -> tuple[int, bytes]:
@@ -161,7 +164,22 @@ def test_request_in_flight_during_crash_gets_503(
         status, answer = asyncio.run(scenario())
         assert status == 503
         assert "Retry" in orjson.loads(answer)["error"]
-        assert predict(manager, body([[0.0, 1.0]]))[0] == 200
+        after = predict(manager, body([[0.0, 1.0]]))
+        assert after == (200, {"predictions": [0]})
+    finally:
+        manager.shutdown()
+
+
+def test_stuck_node_times_out_and_is_restarted(tmp_path: Path, slow_model_dir: Path) -> None:
+    manager = ServingManager(tmp_path / "run", request_timeout_s=1.0)
+    try:
+        manager.deploy(KEY, slow_model_dir, "SCIKIT_LEARN")
+        [pid] = manager.node_pids(KEY)
+        status, answer = predict(manager, body([[1.0, 2.0]]))
+        assert status == 504
+        assert "did not answer within 1 s" in answer["error"]
+        assert predict(manager, body([[0.0, 1.0]])) == (200, {"predictions": [0]})
+        assert manager.node_pids(KEY) != [pid]
     finally:
         manager.shutdown()
 

@@ -7,39 +7,80 @@ all the per-request work the server does; parsing and prediction happen in the n
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from cairn.serving.framing import HEADER, FrameReader
+
+_WATCH_EVERY_S = 1.0
 
 
 class NodeGone(Exception):
     """The connection closed before the node answered (the node crashed or was stopped)."""
 
 
+class NodeTimedOut(Exception):
+    """The node did not answer within the request timeout."""
+
+
+Pending = tuple["asyncio.Future[tuple[int, bytes]]", float]
+
+
 class NodeChannel(asyncio.Protocol):
-    def __init__(self) -> None:
+    """Requests in flight are checked once a second; any older than `timeout_s` fail with
+    NodeTimedOut and `on_timeout` runs (the manager kills the stuck node to restart it)."""
+
+    def __init__(
+        self, timeout_s: float = 60.0, on_timeout: Callable[[], None] | None = None
+    ) -> None:
         self.loop = asyncio.get_running_loop()
-        self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.pending: dict[int, Pending] = {}
         self.reader = FrameReader()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.timeout_s = timeout_s
+        self.on_timeout = on_timeout
         self._next_id = 0
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._watchdog = self.loop.call_later(_WATCH_EVERY_S, self._expire_old_requests)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         pending, self.pending = self.pending, {}
-        for future in pending.values():
+        for future, _ in pending.values():
             if not future.done():
                 future.set_exception(NodeGone())
 
     def data_received(self, data: bytes) -> None:
         pending = self.pending
         for request_id, status, payload in self.reader.feed(data):
-            future = pending.pop(request_id, None)
-            if future is not None and not future.done():
-                future.set_result((status, payload))
+            entry = pending.pop(request_id, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result((status, payload))
+
+    def _expire_old_requests(self) -> None:
+        if self.closed:
+            return
+        oldest_allowed = time.monotonic() - self.timeout_s
+        expired = [rid for rid, (_, sent) in self.pending.items() if sent < oldest_allowed]
+        for request_id in expired:
+            future, _ = self.pending.pop(request_id)
+            if not future.done():
+                future.set_exception(NodeTimedOut())
+        if expired:
+            if self.on_timeout is not None:
+                self.on_timeout()
+            # The node is being replaced: no new request may use this connection.
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._watchdog = self.loop.call_later(_WATCH_EVERY_S, self._expire_old_requests)
 
     def request(self, kind: int, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
         """Send one frame; the future gives (HTTP status, JSON body) or raises NodeGone."""
@@ -48,7 +89,7 @@ class NodeChannel(asyncio.Protocol):
             future.set_exception(NodeGone())
             return future
         self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
-        self.pending[request_id] = future
+        self.pending[request_id] = (future, time.monotonic())
         self.transport.write(HEADER.pack(len(body), request_id, kind) + body)
         return future
 

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.domain.errors import ApiError, Code, not_found
-from cairn.serving.channel import NodeChannel, NodeGone
+from cairn.serving.channel import NodeChannel, NodeGone, NodeTimedOut
 from cairn.serving.frameworks import detect_framework, normalize_framework
-from cairn.serving.framing import PREDICT
+from cairn.serving.framing import PING, PREDICT
 from cairn.serving.process import NodeProcess, NodeStartError
 from cairn.serving.responses import error_body
 
 UNAVAILABLE = 503
+TIMED_OUT = 504
 _MAX_UNIX_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
 
@@ -54,8 +55,10 @@ class ServingManager:
         *,
         load_timeout_s: float = 300.0,
         restart_wait_s: float = 60.0,
+        request_timeout_s: float = 60.0,
     ) -> None:
         self.run_root = Path(run_root)
+        self.request_timeout_s = request_timeout_s
         self.load_timeout_s = load_timeout_s
         self.restart_wait_s = restart_wait_s
         self._deployments: dict[str, _Deployment] = {}
@@ -154,6 +157,12 @@ class ServingManager:
                     "is being restarted. Retry the request."
                 )
             return UNAVAILABLE, error_body(message)
+        except NodeTimedOut:
+            return TIMED_OUT, error_body(
+                f"Prediction failed: the model of {key} did not answer within "
+                f"{self.request_timeout_s:g} s; its node is being restarted. Check the model "
+                "(see the node log) or send fewer instances per request."
+            )
 
     async def _connect(
         self, deployment: _Deployment, node: NodeProcess
@@ -177,11 +186,14 @@ class ServingManager:
                 if node.ready:
                     try:
                         _, protocol = await loop.create_unix_connection(
-                            NodeChannel, str(node.socket_path)
+                            lambda: NodeChannel(self.request_timeout_s, node.kill),
+                            str(node.socket_path),
                         )
+                        # A node killed a moment ago may still accept; prove it answers.
+                        await protocol.request(PING, b"")
                         node.channel = protocol
                         return protocol
-                    except OSError:
+                    except (OSError, NodeGone, NodeTimedOut):
                         pass  # restarting: the socket is not there yet
                 if time.monotonic() > deadline:
                     return UNAVAILABLE, error_body(

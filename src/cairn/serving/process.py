@@ -81,6 +81,14 @@ class NodeProcess:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
 
+    def kill(self) -> None:
+        """SIGKILL the current process (it is stuck); the supervisor starts a new one."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            self.ready = False  # requests wait for the restart instead of reconnecting now
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
