@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cairn.data.cleaning._columns import is_numeric
+from cairn.data.cleaning.outliers import quantile_function
 from cairn.data.drift import DriftResult, compare
 from cairn.data.sources import columns_of, fetch_one, quote_identifier
 from cairn.data.workspace import Workspace
@@ -57,7 +58,7 @@ def _column_profile(ws: Workspace, relation: str, name: str, kind: str) -> Colum
     if numeric and present:
         stats = fetch_one(
             ws.con,
-            f"SELECT min({q}), max({q}), avg({q}), quantile_cont({q}, [0.05, 0.25, 0.5, 0.75, 0.95]) FROM {source}",
+            f"SELECT min({q}), max({q}), avg({q}), {quantile_function(ws, relation)}({q}, [0.05, 0.25, 0.5, 0.75, 0.95]) FROM {source}",
         ) or (None, None, None, [])
         profile.minimum, profile.maximum, profile.mean = stats[0], stats[1], float(stats[2])
         profile.quantiles = dict(

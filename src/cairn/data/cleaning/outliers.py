@@ -13,6 +13,14 @@ METHODS = ("iqr", "zscore")
 ACTIONS = ("flag", "clip", "drop")
 
 
+EXACT_QUANTILE_ROWS = 1_000_000
+
+
+def quantile_function(ws: Workspace, relation: str) -> str:
+    """Exact quantiles up to a million rows; above, t-digest sketches that need little memory."""
+    return "quantile_cont" if ws.count(relation) <= EXACT_QUANTILE_ROWS else "approx_quantile"
+
+
 def outlier_bounds(
     ws: Workspace, relation: str, column: str, method: str = "iqr", threshold: float | None = None
 ) -> tuple[float, float]:
@@ -20,9 +28,10 @@ def outlier_bounds(
     q = quote_identifier(column)
     if method == "iqr":
         k = 1.5 if threshold is None else threshold
+        quantile = quantile_function(ws, relation)
         row = fetch_one(
             ws.con,
-            f"SELECT quantile_cont({q}, 0.25), quantile_cont({q}, 0.75) FROM {quote_identifier(relation)}",
+            f"SELECT {quantile}({q}, 0.25), {quantile}({q}, 0.75) FROM {quote_identifier(relation)}",
         )
         low, high = (float(row[0]), float(row[1])) if row and row[0] is not None else (0.0, 0.0)
         spread = high - low
