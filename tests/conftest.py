@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.remote import ml_client
+from tests.remote import free_port, ml_client
 
 VENV_BIN = Path(sys.executable).parent
 CAIRN = str(VENV_BIN / "cairn")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

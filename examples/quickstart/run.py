@@ -28,17 +28,17 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def run(*args: str, env: dict[str, str]) -> str:
-    """Run a cairn command, echoing it as the user would type it."""
+def run(*args: str, env: dict[str, str], capture: bool = False) -> str:
+    """Run a cairn command, echoing it as the user would type it; output streams live."""
     print(f"$ cairn {shlex.join(args)}", flush=True)
-    result = subprocess.run([CAIRN, *args], env=env, text=True, capture_output=True)
-    if result.stdout:
+    result = subprocess.run(
+        [CAIRN, *args], env=env, text=True, stdout=subprocess.PIPE if capture else None
+    )
+    if capture and result.stdout:
         print(result.stdout, end="", flush=True)
-    if result.stderr:
-        print(result.stderr, end="", file=sys.stderr, flush=True)
     if result.returncode != 0:
         raise SystemExit(f"`cairn {shlex.join(args)}` failed with exit code {result.returncode}")
-    return result.stdout
+    return result.stdout or ""
 
 
 def answering(url: str) -> bool:
@@ -77,7 +77,10 @@ def write_iris_csv(path: Path) -> None:
     iris = load_iris()
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     lines = [",".join([*names, "species"])]
-    lines += [",".join([*map(str, row), str(label)]) for row, label in zip(iris.data, iris.target, strict=True)]
+    lines += [
+        ",".join([*map(str, row), str(label)])
+        for row, label in zip(iris.data, iris.target, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -138,11 +141,27 @@ def main() -> None:
     instances = work / "instances.json"
     instances.write_text("[5.1, 3.5, 1.4, 0.2]\n[6.7, 3.0, 5.2, 2.3]\n")
     print(f"$ cat {instances}\n{instances.read_text()}", end="")
-    output = run("predict", "--model", "iris", "--json-instances", str(instances), "--format", "json", env=env)
+    output = run(
+        "predict",
+        "--model",
+        "iris",
+        "--json-instances",
+        str(instances),
+        "--format",
+        "json",
+        env=env,
+        capture=True,
+    )
     predictions = json.loads(output)
-    predictions = predictions.get("predictions", predictions) if isinstance(predictions, dict) else predictions
+    predictions = (
+        predictions.get("predictions", predictions)
+        if isinstance(predictions, dict)
+        else predictions
+    )
     if list(predictions) != [0, 2]:
-        raise SystemExit(f"Unexpected predictions {predictions}; expected [0, 2] (setosa, virginica).")
+        raise SystemExit(
+            f"Unexpected predictions {predictions}; expected [0, 2] (setosa, virginica)."
+        )
 
     say("Done")
     print(f"The server answers at {url} (home: {home}).")
