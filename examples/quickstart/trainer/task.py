@@ -49,7 +49,9 @@ def main() -> None:
     export.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, export / "model.joblib")
     (export / "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
-    print(f"model written to {export} (job {os.environ.get('CLOUD_ML_JOB_ID', 'local')})", flush=True)
+    print(
+        f"model written to {export} (job {os.environ.get('CLOUD_ML_JOB_ID', 'local')})", flush=True
+    )
 
 
 if __name__ == "__main__":
