@@ -244,6 +244,18 @@ class _null:
         return None
 
 
+def stage_count(recipe: Recipe, report: bool | None = None) -> int:
+    """How many progress messages `prepare` sends for `recipe`, for a progress bar's total."""
+    writes_report = report if report is not None else recipe.output.get("report", True)
+    return (
+        3
+        + len(recipe.clean)
+        + (1 if recipe.pipeline else 0)
+        + len(SPLITS)
+        + (1 if writes_report else 0)
+    )
+
+
 def prepare(
     recipe_or_path: Recipe | str | Path,
     output: str | Path | None = None,

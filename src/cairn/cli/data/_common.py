@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from cairn.config import Settings
 from cairn.domain.errors import ApiError
@@ -64,15 +72,28 @@ def reported_errors() -> Iterator[None]:
 
 
 @contextmanager
-def progress_status(start: str) -> Iterator[Callable[[str], None]]:
-    """A live spinner whose text each step updates; finished steps are printed above it."""
-    with console.status(start) as status:
+def progress_status(start: str, total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """A progress bar over `total` steps (a spinner when unknown); each message starts a step."""
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(start, total=total)
+        started = False
 
         def update(message: str) -> None:
-            console.log(message)
-            status.update(message)
+            nonlocal started
+            if started:
+                progress.advance(task)
+            started = True
+            progress.update(task, description=message)
 
         yield update
+        progress.update(task, completed=total, description="done")
 
 
 def build_source(

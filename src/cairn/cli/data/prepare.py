@@ -32,6 +32,7 @@ def prepare(
     """
     from cairn.data import load_recipe, rehearse
     from cairn.data import prepare as run_recipe
+    from cairn.data.runner import stage_count
 
     with reported_errors():
         parsed = load_recipe(recipe)
@@ -40,7 +41,8 @@ def prepare(
                 rehearse(parsed)
             click.echo(f"{recipe} looks good.")
             return
-        with progress_status("starting") as update:
+        total = stage_count(parsed, False if no_report else None)
+        with progress_status("starting", total) as update:
             result = run_recipe(
                 parsed,
                 str(local_path(output)) if output else None,
