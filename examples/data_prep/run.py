@@ -26,11 +26,13 @@ HERE = Path(__file__).resolve().parent
 def submit_command(job_id: str, prepared: Path, job_dir: str) -> list[str]:
     """`cairn jobs submit training` for the trainer package; the hook to the platform."""
     return [
-        "cairn", "jobs", "submit", "training", job_id,
+        str(Path(sys.executable).parent / "cairn"), "jobs", "submit", "training", job_id,
         "--package-path", str(HERE / "trainer" / "trainer"),
         "--module-name", "trainer.task",
         "--staging-bucket", "gs://staging",
         "--job-dir", job_dir,
+        "--region", "us-central1",
+        "--stream-logs",
         "--", "--data-dir", str(prepared),
     ]  # fmt: skip
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import subprocess
 import textwrap
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -144,7 +149,9 @@ def test_small_recipe_end_to_end_and_artifact_repeats_training(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_example_recipe_on_nycflights13(tmp_path: Path, nycflights_dir: Path) -> None:
+def test_example_recipe_on_nycflights13(
+    tmp_path: Path, nycflights_dir: Path, cairn_server: Any
+) -> None:
     folder = tmp_path / "example"
     folder.mkdir()
     shutil.copy(EXAMPLE, folder / "recipe.yaml")
@@ -167,6 +174,28 @@ def test_example_recipe_on_nycflights13(tmp_path: Path, nycflights_dir: Path) ->
     assert issues.details["flagged"] > 0
     assert result.report_html is not None and result.report_html.stat().st_size > 10_000
     assert load_preparation(result.artifact or "").label == "late"
+
+    # The example's last step: train on the prepared splits as a Cairn job.
+    job_id = f"flights_{uuid.uuid4().hex[:8]}"
+    command = _example_module().submit_command(job_id, result.output, f"gs://models/{job_id}")
+    completed = subprocess.run(
+        command,
+        env={**os.environ, "CAIRN_API": cairn_server.url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "validation AUC" in completed.stdout
+    assert (cairn_server.home / "storage" / "models" / job_id / "model.joblib").exists()
+
+
+def _example_module() -> Any:
+    spec = importlib.util.spec_from_file_location("data_prep_example", EXAMPLE.parent / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_recipe_unions_sources_with_a_mapping_file(tmp_path: Path) -> None:
