@@ -59,6 +59,13 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = frame.shape[1]
         return frame
 
+    def _fit_columns_only(self, X: Any) -> Any:
+        """`fit` of a transformer that learns nothing but which of its `columns` exist."""
+        frame = self._start_fit(X)
+        self.columns_ = self._columns(frame, getattr(self, "columns", None))
+        self._finish(self.transform(frame))
+        return self
+
     def _start_transform(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self, "n_features_in_")
         frame = as_frame(X)

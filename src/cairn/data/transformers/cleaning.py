@@ -112,10 +112,7 @@ class UnitConverter(FrameTransformer):
         self.default_unit = default_unit
 
     def fit(self, X: Any, y: Any = None) -> UnitConverter:
-        frame = self._start_fit(X)
-        self.columns_ = self._columns(frame, self.columns)
-        self._finish(self.transform(frame))
-        return self
+        return self._fit_columns_only(X)  # type: ignore[no-any-return]
 
     def transform(self, X: Any) -> pd.DataFrame:
         frame = self._start_transform(X)

@@ -17,10 +17,7 @@ class DropColumns(FrameTransformer):
         self.columns = columns
 
     def fit(self, X: Any, y: Any = None) -> DropColumns:
-        frame = self._start_fit(X)
-        self.columns_ = self._columns(frame, self.columns)
-        self._finish(self.transform(frame))
-        return self
+        return self._fit_columns_only(X)  # type: ignore[no-any-return]
 
     def transform(self, X: Any) -> pd.DataFrame:
         frame = self._start_transform(X)
