@@ -6,53 +6,36 @@ Subcommands load lazily so `cairn --help` stays fast and one group's heavy impor
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
-# name -> (module, attribute, one-line help shown by `cairn --help`)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "server": ("cairn.cli.server", "server", "Run the Cairn API server."),
-    "jobs": ("cairn.cli.jobs", "jobs", "Submit and manage training jobs."),
-    "models": ("cairn.cli.models", "models", "Create and manage models."),
-    "versions": ("cairn.cli.versions", "versions", "Deploy and manage model versions."),
-    "predict": ("cairn.cli.predict", "predict", "Send online predictions to a deployed version."),
-    "operations": ("cairn.cli.operations", "operations", "Inspect long-running operations."),
-    "local": ("cairn.cli.local", "local", "Train and predict locally, without a server."),
-    "storage": (
-        "cairn.cli.storage",
-        "storage",
-        "Copy, list and read files in local buckets (gs://).",
+from cairn.cli.lazy import LazyCommand, LazyGroup
+
+COMMANDS = {
+    "server": LazyCommand("cairn.cli.server", "server", "Run the Cairn API server."),
+    "jobs": LazyCommand("cairn.cli.jobs", "jobs", "Submit and manage training jobs."),
+    "models": LazyCommand("cairn.cli.models", "models", "Create and manage models."),
+    "versions": LazyCommand("cairn.cli.versions", "versions", "Deploy and manage model versions."),
+    "predict": LazyCommand(
+        "cairn.cli.predict", "predict", "Send online predictions to a deployed version."
     ),
-    "data": ("cairn.cli.data", "data", "Profile, clean, split and prepare datasets."),
+    "operations": LazyCommand(
+        "cairn.cli.operations", "operations", "Inspect long-running operations."
+    ),
+    "local": LazyCommand(
+        "cairn.cli.local", "local", "Train and predict locally, without a server."
+    ),
+    "storage": LazyCommand(
+        "cairn.cli.storage", "storage", "Copy, list and read files in local buckets (gs://)."
+    ),
+    "data": LazyCommand("cairn.cli.data", "data", "Profile, clean, split and prepare datasets."),
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module_name, attribute, short_help = COMMANDS[cmd_name]
-        if ctx.resilient_parsing or _only_listing(ctx):
-            # Listing `cairn --help` should not import every group.
-            return click.Command(cmd_name, short_help=short_help, help=short_help)
-        module = importlib.import_module(module_name)
-        command: click.Command = getattr(module, attribute)
-        return command
-
-
-def _only_listing(ctx: click.Context) -> bool:
-    return (
-        ctx.info_name == "cairn"
-        and ctx.invoked_subcommand is None
-        and ctx.params.get("_listing", False)
-    )
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="cairn")
 def cli() -> None:
     """Cairn: train, deploy and serve models on your own machines.

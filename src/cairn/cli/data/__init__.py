@@ -6,42 +6,33 @@ and is imported only when used, so `cairn data --help` stays fast.
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": (
+from cairn.cli.lazy import LazyCommand, LazyGroup
+
+SUBCOMMANDS = {
+    "prepare": LazyCommand(
         "cairn.cli.data.prepare",
+        "prepare",
         "Run a recipe: join, clean, split, fit the preparation pipeline.",
     ),
-    "profile": (
+    "profile": LazyCommand(
         "cairn.cli.data.profile",
+        "profile",
         "Write an HTML report profiling a CSV/Parquet/JSONL/SQL source.",
     ),
-    "split": ("cairn.cli.data.split", "Split a source into train/validation/test files."),
-    "clean": (
+    "split": LazyCommand(
+        "cairn.cli.data.split", "split", "Split a source into train/validation/test files."
+    ),
+    "clean": LazyCommand(
         "cairn.cli.data.clean",
+        "clean",
         "Clean a source (duplicates, missing values, outliers, spellings, units).",
     ),
 }
 
 
-class _LazyDataGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
-            return None
-        module_name, short_help = SUBCOMMANDS[cmd_name]
-        if ctx.resilient_parsing:
-            return click.Command(cmd_name, short_help=short_help)
-        command: click.Command = getattr(importlib.import_module(module_name), cmd_name)
-        return command
-
-
-@click.group(cls=_LazyDataGroup)
+@click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def data() -> None:
     """Profile, clean, split and prepare datasets (runs locally, no server needed).
 
