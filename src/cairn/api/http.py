@@ -58,6 +58,14 @@ class Call:
         except ValueError:
             raise invalid_field(field_name, f"'{value}' is not an integer.") from None
 
+    def list_args(self) -> dict[str, Any]:
+        """The standard list parameters (`filter`, `pageSize`, `pageToken`) as service kwargs."""
+        return {
+            "filter_text": self.arg("filter"),
+            "page_size": self.int_arg("pageSize", "page_size"),
+            "page_token": self.arg("pageToken"),
+        }
+
     async def body(self, limit: int = DEFAULT_MAX_BODY) -> bytes:
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -104,9 +112,9 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
+async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a blocking service call off the event loop."""
-    return await anyio.to_thread.run_sync(lambda: function(*args))
+    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -17,17 +17,7 @@ def register(router: Router, platform: Platform) -> None:
         return Reply.json(await in_thread(jobs.get, call.params["project"], call.params["job"]))
 
     async def list_jobs(call: Call) -> Reply:
-        page_size = call.int_arg("pageSize", "page_size")
-
-        def run() -> dict[str, object]:
-            return jobs.list(
-                call.params["project"],
-                filter_text=call.arg("filter"),
-                page_size=page_size,
-                page_token=call.arg("pageToken"),
-            )
-
-        return Reply.json(await in_thread(run))
+        return Reply.json(await in_thread(jobs.list, call.params["project"], **call.list_args()))
 
     async def cancel(call: Call) -> Reply:
         await call.json("body", required=False)

@@ -18,17 +18,7 @@ def register(router: Router, platform: Platform) -> None:
         return Reply.json(await in_thread(models.get, call.params["project"], call.params["model"]))
 
     async def list_models(call: Call) -> Reply:
-        page_size = call.int_arg("pageSize", "page_size")
-
-        def run() -> dict[str, object]:
-            return models.list(
-                call.params["project"],
-                filter_text=call.arg("filter"),
-                page_size=page_size,
-                page_token=call.arg("pageToken"),
-            )
-
-        return Reply.json(await in_thread(run))
+        return Reply.json(await in_thread(models.list, call.params["project"], **call.list_args()))
 
     async def patch_model(call: Call) -> Reply:
         body = await call.json("model")
@@ -58,18 +48,11 @@ def register(router: Router, platform: Platform) -> None:
         return Reply.json(await in_thread(versions.get, p["project"], p["model"], p["version"]))
 
     async def list_versions(call: Call) -> Reply:
-        page_size = call.int_arg("pageSize", "page_size")
-
-        def run() -> dict[str, object]:
-            return versions.list(
-                call.params["project"],
-                call.params["model"],
-                filter_text=call.arg("filter"),
-                page_size=page_size,
-                page_token=call.arg("pageToken"),
+        return Reply.json(
+            await in_thread(
+                versions.list, call.params["project"], call.params["model"], **call.list_args()
             )
-
-        return Reply.json(await in_thread(run))
+        )
 
     async def patch_version(call: Call) -> Reply:
         body = await call.json("version")

@@ -15,17 +15,9 @@ def register(router: Router, platform: Platform) -> None:
         )
 
     async def list_operations(call: Call) -> Reply:
-        page_size = call.int_arg("pageSize", "page_size")
-
-        def run() -> dict[str, object]:
-            return operations.list(
-                call.params["project"],
-                filter_text=call.arg("filter"),
-                page_size=page_size,
-                page_token=call.arg("pageToken"),
-            )
-
-        return Reply.json(await in_thread(run))
+        return Reply.json(
+            await in_thread(operations.list, call.params["project"], **call.list_args())
+        )
 
     async def cancel(call: Call) -> Reply:
         return Reply.json(
