@@ -29,6 +29,8 @@ class Settings:
     predict_max_bytes: int = DEFAULT_PREDICT_MAX_BYTES
     # Training jobs running at once; later ones wait in QUEUED with a jobPosition.
     max_running_jobs: int = 4
+    # Prediction node processes one version may ask for (manual nodes or autoscaling's floor).
+    max_nodes_per_version: int = 8
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,6 +42,8 @@ class Settings:
             values["predict_max_bytes"] = int(limit)
         if running := os.environ.get("CAIRN_MAX_RUNNING_JOBS"):
             values["max_running_jobs"] = int(running)
+        if nodes := os.environ.get("CAIRN_MAX_NODES_PER_VERSION"):
+            values["max_nodes_per_version"] = int(nodes)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()

@@ -56,8 +56,13 @@ def build_app(settings: Settings) -> tuple[AsgiApp, Platform]:
         serving,
         models_root=settings.models_root,
         max_running_jobs=settings.max_running_jobs,
+        max_nodes_per_version=settings.max_nodes_per_version,
     )
-    app = create_app(platform, predict_max_bytes=settings.predict_max_bytes)
+    app = create_app(
+        platform,
+        predict_max_bytes=settings.predict_max_bytes,
+        spool_dir=settings.home / "uploads",
+    )
 
     def shutdown() -> None:
         try:

@@ -110,15 +110,15 @@ def assert_google_error(response: httpx.Response, status: str, http: int) -> dic
         ),
         (
             {"jobId": "wrong_type", "trainingInput": {**VALID_TRAINING, "workerCount": "many"}},
-            "job.trainingInput.workerCount",
+            "job.training_input.worker_count",
         ),
         (
             {"jobId": "wrong_enum", "trainingInput": {**VALID_TRAINING, "scaleTier": "HUGE"}},
-            "job.trainingInput.scaleTier",
+            "job.training_input.scale_tier",
         ),
         (
             {"jobId": "args_not_list", "trainingInput": {**VALID_TRAINING, "args": "--epochs 3"}},
-            "job.trainingInput.args",
+            "job.training_input.args",
         ),
         (
             {"jobId": "bad_label", "trainingInput": VALID_TRAINING, "labels": {"Bad Key": "x"}},

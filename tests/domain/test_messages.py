@@ -79,7 +79,7 @@ def test_unknown_fields_use_googles_wording() -> None:
     with pytest.raises(ApiError) as error:
         Job.parse({"jobId": "j", "trainingInput": {**TRAINING, "colour": 1}}, "job")
     assert error.value.code is Code.INVALID_ARGUMENT
-    assert "Unknown name \"colour\" at 'job.trainingInput'" in error.value.message
+    assert "Unknown name \"colour\" at 'job.training_input'" in error.value.message
 
 
 def test_bool_is_not_an_integer() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cairn.api import jobs, models, operations, projects, storage
 from cairn.api.http import AsgiApp, Router
 from cairn.services.platform import Platform
 
 
-def create_app(platform: Platform, *, predict_max_bytes: int) -> AsgiApp:
+def create_app(platform: Platform, *, predict_max_bytes: int, spool_dir: Path) -> AsgiApp:
     router = Router()
     projects.register(router, platform, predict_max_bytes=predict_max_bytes)
     jobs.register(router, platform)
     models.register(router, platform)
     operations.register(router, platform)
-    storage.register(router, platform)
+    storage.register(router, platform, spool_dir=spool_dir)
     return AsgiApp(router, on_startup=platform.start, on_shutdown=platform.stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -66,11 +66,11 @@ class Call:
             "page_token": self.arg("pageToken"),
         }
 
-    async def body(self, limit: int = DEFAULT_MAX_BODY) -> bytes:
+    async def chunks(self, limit: int = DEFAULT_MAX_BODY) -> AsyncIterator[bytes]:
+        """The request body as it arrives; INVALID_ARGUMENT once it passes `limit` bytes."""
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
-        chunks: list[bytes] = []
         size = 0
         more = True
         while more:
@@ -81,9 +81,11 @@ class Call:
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
-            chunks.append(chunk)
+            yield chunk
             more = message.get("more_body", False)
-        return b"".join(chunks)
+
+    async def body(self, limit: int = DEFAULT_MAX_BODY) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks(limit)])
 
     async def json(self, root: str, *, required: bool = True) -> Any:
         raw = await self.body()

@@ -1,10 +1,16 @@
 """Uploads into local buckets, in the shape of Cloud Storage's JSON API media upload.
 
 The CLI uses it to stage trainer packages and model directories on the server's
-storage, so a client never needs to share the server's home directory.
+storage, so a client never needs to share the server's home directory. The body streams
+to a temporary file and is then moved into the bucket, so memory stays flat and a broken
+upload never leaves a half-written object.
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
 
 from cairn.api.http import Call, Reply, Router, in_thread
 from cairn.domain.errors import invalid_field
@@ -13,21 +19,30 @@ from cairn.services.platform import Platform
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024 * 1024
 
 
-def register(router: Router, platform: Platform) -> None:
+def register(router: Router, platform: Platform, *, spool_dir: Path) -> None:
     storage = platform.storage
 
     async def upload(call: Call) -> Reply:
         name = call.arg("name")
-        if not name:
-            raise invalid_field("name", "Name the object with ?name=PATH.")
+        if not name or name.endswith("/"):
+            raise invalid_field("name", "Name the object with ?name=PATH (a file, not a folder).")
         if call.arg("uploadType") not in (None, "media"):
             raise invalid_field("uploadType", "Only uploadType=media is supported.")
         bucket = call.params["bucket"]
-        data = await call.body(limit=MAX_UPLOAD_BYTES)
         uri = f"gs://{bucket}/{name}"
-        await in_thread(storage.write_bytes, uri, data)
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        handle, spooled = tempfile.mkstemp(dir=spool_dir, prefix="upload-")
+        size = 0
+        try:
+            with os.fdopen(handle, "wb") as spool:
+                async for chunk in call.chunks(MAX_UPLOAD_BYTES):
+                    spool.write(chunk)
+                    size += len(chunk)
+            await in_thread(storage.copy, spooled, uri)
+        finally:
+            Path(spooled).unlink(missing_ok=True)
         return Reply.json(
-            {"kind": "storage#object", "bucket": bucket, "name": name, "size": str(len(data))}
+            {"kind": "storage#object", "bucket": bucket, "name": name, "size": str(size)}
         )
 
     router.add("POST", "/upload/storage/v1/b/{bucket}/o", upload)

@@ -18,7 +18,7 @@ from pydantic import (
     ValidationError,
     model_serializer,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from cairn.domain.errors import ApiError, Code, FieldViolation
 
@@ -134,20 +134,29 @@ class Message(BaseModel):
             raise validation_error(exc, root) from None
 
 
+def field_path(root: str, location: tuple[Any, ...]) -> str:
+    """Google's spelling of a field path: snake_case names, `[i]` for list items."""
+    path = root
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += "." + to_snake(str(part))
+    return path
+
+
 def validation_error(exc: ValidationError, root: str) -> ApiError:
     violations: list[FieldViolation] = []
     messages: list[str] = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        field = f"{root}.{path}" if path else root
+        field = field_path(root, tuple(error["loc"]))
         if error["type"] == "extra_forbidden":
             name = str(error["loc"][-1])
-            parent = ".".join(str(p) for p in error["loc"][:-1])
-            where = f"{root}.{parent}" if parent else root
+            where = field_path(root, tuple(error["loc"][:-1]))
             text = f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
             violations.append(FieldViolation(field, f'Unknown name "{name}".'))
         else:
-            detail = error["msg"]
+            detail = error["msg"].removeprefix("Value error, ")
             if "input" in error and error["type"].endswith(("literal_error", "enum")):
                 detail = f"Invalid value '{error['input']}'. {detail}"
             text = f"Invalid value at '{field}': {detail}"

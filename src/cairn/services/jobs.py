@@ -275,8 +275,11 @@ class JobService:
                     return
                 key = self._queue.popleft()
                 self._running.add(key)
-            doc = self._repo.get(key)
-            if doc is None or doc.get("state") != "QUEUED":
+            # Claim the job in one atomic step, so a cancel landing now wins cleanly.
+            doc = self._repo.update(
+                key, lambda d: {**d, "state": "PREPARING"} if d.get("state") == "QUEUED" else None
+            )
+            if doc is None or doc.get("state") != "PREPARING":
                 with self._lock:
                     self._running.discard(key)
                 continue

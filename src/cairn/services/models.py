@@ -14,8 +14,11 @@ from cairn.services.records import list_page, new_etag, public
 from cairn.store import DuplicateKeyError
 
 DEFAULT_REGION = "us-central1"
-# Key of the stored model document that names its default version (a version id).
+# Keys of the stored model document: the id of its default version, and a flag set while
+# a delete checks that no version remains (a version create seeing it backs out).
 DEFAULT_VERSION_KEY = "_defaultVersion"
+DELETING_KEY = "_deleting"
+PATCHABLE = {"description", "labels", "defaultVersion.name", "default_version.name"}
 
 
 class ModelService:
@@ -26,7 +29,6 @@ class ModelService:
         projects: ProjectService,
         operations: OperationService,
     ) -> None:
-        self._models = models
         self.repo = models
         self._versions = versions
         self._projects = projects
@@ -43,7 +45,7 @@ class ModelService:
         short = str(model.name)
         model.name = str(ModelName(project, short))
         try:
-            self._models.insert((project, short), model.to_json())
+            self.repo.insert((project, short), model.to_json())
         except DuplicateKeyError:
             raise already_exists(
                 "model.name", "A model with the same name already exists."
@@ -55,10 +57,14 @@ class ModelService:
 
     def require(self, project: str, model: str) -> dict[str, Any]:
         check_id(model, "name")
-        doc = self._models.get((project, model))
-        if doc is None:
+        doc = self.repo.get((project, model))
+        if doc is None or doc.get(DELETING_KEY):
             raise ApiError(Code.NOT_FOUND, f"Model {ModelName(project, model)} does not exist.")
         return dict(doc)
+
+    def still_accepts_versions(self, project: str, model: str) -> bool:
+        doc = self.repo.get((project, model))
+        return doc is not None and not doc.get(DELETING_KEY)
 
     def render(self, project: str, doc: dict[str, Any]) -> dict[str, Any]:
         rendered = public(doc)
@@ -80,7 +86,7 @@ class ModelService:
     ) -> dict[str, Any]:
         self._projects.ensure(project)
         return list_page(
-            self._models,
+            self.repo,
             (project,),
             collection="models",
             filter_text=filter_text,
@@ -92,76 +98,83 @@ class ModelService:
     def patch(self, project: str, model: str, body: Any, update_mask: str | None) -> dict[str, Any]:
         """Update description, labels or the default version; an operation done at once."""
         self.require(project, model)
-        patch = Model.parse(
-            {k: v for k, v in (body or {}).items() if k != "defaultVersion"}, "model"
-        )
+        patch = Model.parse(body, "model")
         paths = [p.strip() for p in (update_mask or "").split(",") if p.strip()]
-        allowed = {"description", "labels", "defaultVersion.name", "default_version.name"}
         if not paths:
             raise invalid_field(
                 "update_mask",
                 "An update mask is required: description, labels or defaultVersion.name.",
             )
         for path in paths:
-            if path not in allowed:
+            if path not in PATCHABLE:
                 raise invalid_field("update_mask", f"'{path}' cannot be updated on a model.")
         check_labels(patch.labels, "model.labels")
-        new_default: str | None = None
-        if {"defaultVersion.name", "default_version.name"} & set(paths):
-            name = ((body or {}).get("defaultVersion") or {}).get("name")
-            if not name:
-                raise invalid_field("model.default_version.name", "Name the new default version.")
-            new_default = str(name).rsplit("/", 1)[-1]
-            version = self._versions.get((project, model, new_default))
-            if version is None:
-                raise ApiError(Code.NOT_FOUND, f"Version {name} does not exist.")
-            if version.get("state") != "READY":
-                raise failed_precondition(
-                    f"Version {new_default} is {version.get('state')}; only a READY version "
-                    "can become the default."
-                )
+        new_default = self._new_default(project, model, patch) if _names_default(paths) else None
+        op_id = operation_id("update", model)
+        op = self._operations.begin(
+            project, op_id, "UPDATE_MODEL", model_name=str(ModelName(project, model))
+        )
 
         def apply(doc: dict[str, Any]) -> dict[str, Any]:
             updated = dict(doc)
             if "description" in paths:
-                updated["description"] = patch.description or ""
-                if not updated["description"]:
-                    updated.pop("description")
+                updated.pop("description", None)
+                if patch.description:
+                    updated["description"] = patch.description
             if "labels" in paths:
+                updated.pop("labels", None)
                 if patch.labels:
                     updated["labels"] = dict(patch.labels)
-                else:
-                    updated.pop("labels", None)
             if new_default is not None:
                 updated[DEFAULT_VERSION_KEY] = new_default
             updated["etag"] = new_etag()
             return updated
 
-        self._models.update((project, model), apply)
+        self.repo.update((project, model), apply)
         self._changed()
-        model_name = str(ModelName(project, model))
-        op = self._operations.begin(
-            project, operation_id("update", model), "UPDATE_MODEL", model_name=model_name
-        )
         self._operations.succeed(op["name"], {"@type": MODEL_TYPE, **self.get(project, model)})
-        return self._operations.get(project, op["name"].rsplit("/", 1)[-1])
+        return self._operations.get(project, op_id)
+
+    def _new_default(self, project: str, model: str, patch: Model) -> str:
+        name = patch.default_version.name if patch.default_version else None
+        if not name:
+            raise invalid_field("model.default_version.name", "Name the new default version.")
+        short = name.rsplit("/", 1)[-1]
+        version = self._versions.get((project, model, short))
+        if version is None:
+            raise ApiError(Code.NOT_FOUND, f"Version {name} does not exist.")
+        if version.get("state") != "READY":
+            raise failed_precondition(
+                f"Version {short} is {version.get('state')}; only a READY version "
+                "can become the default."
+            )
+        return short
 
     def delete(self, project: str, model: str) -> dict[str, Any]:
         self.require(project, model)
-        if self._versions.count((project, model)):
+        key = (project, model)
+        # Mark first, then count: a version create racing this delete either is counted
+        # here or sees the mark and backs out, so no version outlives its model.
+        self.repo.update(key, lambda doc: {**doc, DELETING_KEY: True})
+        if self._versions.count(key):
+            self.repo.update(key, lambda doc: {k: v for k, v in doc.items() if k != DELETING_KEY})
             raise failed_precondition(
                 f"Model {ModelName(project, model)} still has versions; delete them first "
-                "(`cairn versions list --model " + model + "`)."
+                f"(`cairn versions list --model {model}`)."
             )
-        model_name = str(ModelName(project, model))
+        op_id = operation_id("delete", model)
         op = self._operations.begin(
-            project, operation_id("delete", model), "DELETE_MODEL", model_name=model_name
+            project, op_id, "DELETE_MODEL", model_name=str(ModelName(project, model))
         )
-        self._models.delete((project, model))
+        self.repo.delete(key)
         self._changed()
         self._operations.succeed(op["name"], {"@type": EMPTY_TYPE})
-        return self._operations.get(project, op["name"].rsplit("/", 1)[-1])
+        return self._operations.get(project, op_id)
 
     def _changed(self) -> None:
         for callback in self.on_change:
             callback()
+
+
+def _names_default(paths: list[str]) -> bool:
+    return bool({"defaultVersion.name", "default_version.name"} & set(paths))

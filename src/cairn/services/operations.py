@@ -128,9 +128,21 @@ class OperationService:
             time.sleep(0.05)
 
 
+_last_millis = 0
+_millis_lock = threading.Lock()
+
+
 def operation_id(kind: str, *parts: str) -> str:
-    """AI Platform's id shape: `create_<model>_<version>-<epoch millis>`."""
-    return f"{kind}_{'_'.join(parts)}-{int(time.time() * 1000)}"
+    """AI Platform's id shape, `create_<model>_<version>-<epoch millis>`, never repeated.
+
+    Two operations started in the same millisecond get consecutive numbers, so an id is
+    unique without a retry loop.
+    """
+    global _last_millis
+    with _millis_lock:
+        _last_millis = max(_last_millis + 1, int(time.time() * 1000))
+        millis = _last_millis
+    return f"{kind}_{'_'.join(parts)}-{millis}"
 
 
 def _split(name: str) -> tuple[str, str]:

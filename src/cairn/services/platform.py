@@ -42,6 +42,7 @@ def build_platform(
     *,
     models_root: Path,
     max_running_jobs: int = 4,
+    max_nodes_per_version: int = 8,
 ) -> Platform:
     projects = ProjectService(store.runtime)
     operations = OperationService(store.operations, projects)
@@ -53,6 +54,6 @@ def build_platform(
         models=models,
         versions=versions,
         operations=operations,
-        predictions=PredictionService(serving, models, versions, store.versions),
+        predictions=PredictionService(serving, models, versions),
         storage=storage,
     )

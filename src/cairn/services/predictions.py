@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Protocol
+from typing import Protocol
 
 from cairn.domain.errors import ApiError, Code
 from cairn.domain.names import ModelName, VersionName, parse_model_or_version
@@ -30,24 +30,27 @@ class PredictionService:
         serving: PredictingServing,
         models: ModelService,
         versions: VersionService,
-        versions_repo: Any,
     ) -> None:
         self._serving = serving
         self._models = models
         self._versions = versions
-        self._versions_repo = versions_repo
         self._routes: dict[str, str] = {}
+        # Bumped by every change, so a resolve that raced a change is not cached.
+        self._generation = 0
         models.on_change.append(self.invalidate)
         versions.on_change.append(self.invalidate)
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._routes = {}
 
     async def predict(self, name: str, body: bytes) -> tuple[int, bytes]:
         key = self._routes.get(name)
         if key is None:
+            generation = self._generation
             key = await asyncio.to_thread(self._resolve, name)
-            self._routes[name] = key
+            if generation == self._generation:
+                self._routes[name] = key
         if not self._serving.is_deployed(key):
             await self._wait_until_loaded(key)
         return await self._serving.predict(key, body)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import os
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -39,22 +37,6 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if not k.startswith(INTERNAL_PREFIX)}
 
 
-def _encode_token(cursor: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"c": cursor}).encode()).decode()
-
-
-def _decode_token(token: str) -> str:
-    try:
-        cursor = json.loads(base64.urlsafe_b64decode(token.encode()))["c"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise invalid_field(
-            "page_token", "The page token is not valid; pass the nextPageToken of a previous list."
-        ) from None
-    if not isinstance(cursor, str):
-        raise invalid_field("page_token", "The page token is not valid.")
-    return cursor
-
-
 def page_size_of(requested: int | None) -> int:
     if requested is None or requested == 0:
         return DEFAULT_PAGE_SIZE
@@ -75,29 +57,22 @@ def list_page(
 ) -> dict[str, Any]:
     """One page of a list response, filtered, in creation order.
 
-    Documents are fetched no further than the page needs, so the next page token always
-    points right after the last document examined.
+    Documents are fetched no further than the page needs, so the store's cursor (the page
+    token) always points right after the last document examined. With a filter, a page may
+    hold fewer matches than asked for; the token then says where to go on.
     """
     matches = parse_filter(filter_text)
     size = page_size_of(page_size)
-    cursor = _decode_token(page_token) if page_token else None
+    cursor = page_token or None
     found: list[dict[str, Any]] = []
-    more = True
     while len(found) < size:
-        docs, next_cursor = repo.page(parent, after=cursor, limit=size - len(found))
+        docs, cursor = repo.page(parent, after=cursor, limit=size - len(found))
         found.extend(render(doc) for doc in docs if matches(public(doc)))
-        if next_cursor is None or not docs:
-            more = False
+        if cursor is None:
             break
-        cursor = next_cursor
     response: dict[str, Any] = {}
     if found:
         response[collection] = found
-    if more and cursor is not None and _has_more(repo, parent, cursor):
-        response["nextPageToken"] = _encode_token(cursor)
+    if cursor is not None:
+        response["nextPageToken"] = cursor
     return response
-
-
-def _has_more(repo: PagedRepository, parent: tuple[str, ...], cursor: str) -> bool:
-    docs, _ = repo.page(parent, after=cursor, limit=1)
-    return bool(docs)

@@ -4,6 +4,9 @@
 thread snapshots `deploymentUri` into platform storage, starts the version's nodes and
 waits for a warm-up prediction. Only then is the version READY (or FAILED with the
 loader's message). Every exit path finishes the operation, so nothing stays CREATING.
+
+Every check of a version's state and the change it guards happen in one atomic update of
+the version's document, so two requests can never both act on one version.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +57,15 @@ PATCHABLE = {
     "autoScaling.maxNodes",
     "manualScaling.nodes",
 }
+SCALING_PATHS = {"autoScaling.minNodes", "autoScaling.maxNodes", "manualScaling.nodes"}
+
+
+class Deployment(Enum):
+    """Why nodes are being started: the outcome and the wording of failures differ."""
+
+    CREATE = "create"  # a new version: failure leaves it FAILED, cancel removes it
+    RESCALE = "rescale"  # a READY version gets a new node count: old nodes serve until then
+    RELOAD = "reload"  # a READY version after a server restart
 
 
 class Serving(Protocol):
@@ -64,6 +77,7 @@ class Serving(Protocol):
 
 
 class Storage(Protocol):
+    def isdir(self, uri: str) -> bool: ...
     def copy_tree_to_local(self, uri: str, dest_dir: Path) -> Path: ...
 
 
@@ -77,14 +91,16 @@ class VersionService:
         storage: Storage,
         models_root: Path,
         *,
+        max_nodes: int = 8,
         workers: int = 4,
     ) -> None:
-        self._versions = versions
+        self.repo = versions
         self._models = models
         self._operations = operations
         self._serving = serving
         self._storage = storage
         self._models_root = models_root
+        self._max_nodes = max_nodes
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy")
         self._loading: dict[str, Future[None]] = {}
         self.on_change: list[Any] = []
@@ -97,6 +113,14 @@ class VersionService:
         for name in OUTPUT_ONLY_VERSION_FIELDS:
             setattr(version, name, None)
         validate_new_version(version)
+        self._check_node_count(version)
+        uri = str(version.deployment_uri)
+        if not self._storage.isdir(uri):
+            raise invalid_field(
+                "version.deployment_uri",
+                f"{uri} is not a directory; point it at the folder holding the model file "
+                "(upload one with `cairn storage cp -r DIR gs://BUCKET/PATH`).",
+            )
         short = str(version.name)
         full = VersionName(project, model, short)
         version.name = str(full)
@@ -109,27 +133,22 @@ class VersionService:
         if version.framework == "FRAMEWORK_UNSPECIFIED":
             version.framework = None
         doc = version.to_json()
-        model_name = str(ModelName(project, model))
-        op = self._operations.begin(
-            project,
-            operation_id("create", model, short),
-            "CREATE_VERSION",
-            model_name=model_name,
-            version=doc,
-        )
+        op_id = operation_id("create", model, short)
+        op_name = f"projects/{project}/operations/{op_id}"
         try:
-            self._versions.insert(
-                (project, model, short), {**doc, OPERATION_KEY: op["name"]}, state="CREATING"
-            )
+            self.repo.insert((project, model, short), {**doc, OPERATION_KEY: op_name})
         except DuplicateKeyError:
-            self._operations.fail(
-                op["name"],
-                already_exists("version.name", "A version with the same name already exists."),
-            )
             raise already_exists(
                 "version.name", "A version with the same name already exists."
             ) from None
-        self._schedule(full, self._build, full, op["name"])
+        if not self._models.still_accepts_versions(project, model):
+            # The model was deleted while this version was being recorded.
+            self.repo.delete((project, model, short))
+            raise ApiError(Code.NOT_FOUND, f"Model {ModelName(project, model)} does not exist.")
+        op = self._operations.begin(
+            project, op_id, "CREATE_VERSION", model_name=str(ModelName(project, model)), version=doc
+        )
+        self._schedule(full, Deployment.CREATE, op["name"])
         return op
 
     def get(self, project: str, model: str, version: str) -> dict[str, Any]:
@@ -146,7 +165,7 @@ class VersionService:
     ) -> dict[str, Any]:
         self._models.require(project, model)
         return list_page(
-            self._versions,
+            self.repo,
             (project, model),
             collection="versions",
             filter_text=filter_text,
@@ -156,46 +175,52 @@ class VersionService:
         )
 
     def set_default(self, project: str, model: str, version: str) -> dict[str, Any]:
-        doc = self._require(project, model, version)
-        if doc.get("state") != "READY":
-            raise failed_precondition(
-                f"Version {doc['name']} is {doc.get('state')}; only a READY version can be the default."
-            )
-        self._models_repo_update(project, model, lambda m: {**m, DEFAULT_VERSION_KEY: version})
+        self._require(project, model, version)
+
+        def require_ready(doc: dict[str, Any]) -> None:
+            if doc.get("state") != "READY":
+                raise failed_precondition(
+                    f"Version {doc['name']} is {doc.get('state')}; only a READY version can be "
+                    "the default."
+                )
+
+        # Checked under the version's lock, then the model records the choice.
+        self.repo.update((project, model, version), require_ready)
+        self._models.repo.update((project, model), lambda m: {**m, DEFAULT_VERSION_KEY: version})
         self._changed()
         return self.get(project, model, version)
 
     def delete(self, project: str, model: str, version: str) -> dict[str, Any]:
         doc = self._require(project, model, version)
-        self._refuse_if_busy(doc)
         model_doc = self._models.require(project, model)
-        is_default = model_doc.get(DEFAULT_VERSION_KEY) == version
-        if is_default and self._versions.count((project, model)) > 1:
+        if model_doc.get(DEFAULT_VERSION_KEY) == version and self.repo.count((project, model)) > 1:
             raise failed_precondition(
                 f"Version {version} is the default version of model {model} and other versions "
                 "exist; make another version the default first (`cairn versions set-default`)."
             )
-        full = VersionName(project, model, version)
+        op_id = operation_id("delete", model, version)
+        op_name = f"projects/{project}/operations/{op_id}"
+
+        def mark_deleting(d: dict[str, Any]) -> dict[str, Any]:
+            _refuse_if_busy(d)
+            return {**d, "state": "DELETING", OPERATION_KEY: op_name}
+
+        self.repo.update((project, model, version), mark_deleting)
         op = self._operations.begin(
             project,
-            operation_id("delete", model, version),
+            op_id,
             "DELETE_VERSION",
             model_name=str(ModelName(project, model)),
             version=public(doc),
         )
-        self._versions.update(
-            (project, model, version),
-            lambda d: {**d, "state": "DELETING", OPERATION_KEY: op["name"]},
-        )
         self._changed()
-        self._schedule(full, self._remove, full, op["name"])
+        self._schedule(VersionName(project, model, version), self._remove, op["name"])
         return op
 
     def patch(
         self, project: str, model: str, version: str, body: Any, update_mask: str | None
     ) -> dict[str, Any]:
-        doc = self._require(project, model, version)
-        self._refuse_if_busy(doc)
+        self._require(project, model, version)
         patch = Version.parse(body or {}, "version")
         paths = [p.strip() for p in (update_mask or "").split(",") if p.strip()]
         if not paths:
@@ -209,58 +234,38 @@ class VersionService:
                     f"'{path}' cannot be updated; updatable: {', '.join(sorted(PATCHABLE))}.",
                 )
         check_labels(patch.labels, "version.labels")
-        updated = Version.model_validate(public(doc))
-        if "description" in paths:
-            updated.description = patch.description
-        if "labels" in paths:
-            updated.labels = patch.labels
-        if "requestLoggingConfig" in paths:
-            updated.request_logging_config = patch.request_logging_config or RequestLoggingConfig()
-        scaling_paths = {"autoScaling.minNodes", "autoScaling.maxNodes", "manualScaling.nodes"}
-        rescale = bool(scaling_paths & set(paths))
-        if "manualScaling.nodes" in paths:
-            if updated.auto_scaling is not None:
-                raise invalid_field(
-                    "version.manual_scaling",
-                    "This version autoscales; manualScaling cannot be set.",
-                )
-            updated.manual_scaling = ManualScaling(
-                nodes=(patch.manual_scaling or ManualScaling()).nodes
-            )
-        if {"autoScaling.minNodes", "autoScaling.maxNodes"} & set(paths):
-            if updated.manual_scaling is not None:
-                raise invalid_field(
-                    "version.auto_scaling",
-                    "This version uses manual scaling; autoScaling cannot be set.",
-                )
-            current = updated.auto_scaling or AutoScaling()
-            new = patch.auto_scaling or AutoScaling()
-            if "autoScaling.minNodes" in paths:
-                current.min_nodes = new.min_nodes
-            if "autoScaling.maxNodes" in paths:
-                current.max_nodes = new.max_nodes
-            updated.auto_scaling = current
-        validate_scaling(updated)
-        updated.etag = new_etag()
-        full = VersionName(project, model, version)
+        rescale = bool(SCALING_PATHS & set(paths))
+        op_id = operation_id("update", model, version)
+        op_name = f"projects/{project}/operations/{op_id}"
+
+        def apply(doc: dict[str, Any]) -> dict[str, Any]:
+            _refuse_if_busy(doc)
+            updated = _patched(Version.model_validate(public(doc)), patch, paths)
+            self._check_node_count(updated)
+            new_doc = {**doc, **updated.to_json(), "etag": new_etag()}
+            for field in ("description", "labels", "requestLoggingConfig"):
+                if field in paths and field not in updated.to_json():
+                    new_doc.pop(field, None)
+            if rescale and doc.get("state") == "READY":
+                new_doc["state"] = "UPDATING"
+                new_doc[OPERATION_KEY] = op_name
+            return new_doc
+
+        stored = self.repo.update((project, model, version), apply)
         op = self._operations.begin(
             project,
-            operation_id("update", model, version),
+            op_id,
             "UPDATE_VERSION",
             model_name=str(ModelName(project, model)),
-            version=updated.to_json(),
+            version=public(stored or {}),
         )
-        new_doc = {**updated.to_json(), OPERATION_KEY: op["name"]}
-        if rescale and doc.get("state") == "READY":
-            new_doc["state"] = "UPDATING"
-            self._versions.update((project, model, version), lambda d: {**d, **new_doc})
-            self._schedule(full, self._build, full, op["name"])
+        if stored is not None and stored.get("state") == "UPDATING":
+            self._schedule(VersionName(project, model, version), Deployment.RESCALE, op["name"])
         else:
-            self._versions.update((project, model, version), lambda d: {**d, **new_doc})
             self._operations.succeed(
                 op["name"], {"@type": VERSION_TYPE, **self.get(project, model, version)}
             )
-        return self._operations.get(project, op["name"].rsplit("/", 1)[-1])
+        return self._operations.get(project, op_id)
 
     # ----- prediction support -------------------------------------------------------------
 
@@ -272,76 +277,81 @@ class VersionService:
 
     def start(self) -> None:
         """After a restart: reload READY versions, resume unfinished creates, updates, deletes."""
-        for key, doc in self._versions.in_states(["READY", "CREATING", "UPDATING", "DELETING"]):
+        for key, doc in self.repo.in_states(["READY", "CREATING", "UPDATING", "DELETING"]):
             full = VersionName(*key)
-            state = doc.get("state")
             operation = doc.get(OPERATION_KEY)
-            if state == "DELETING":
-                self._schedule(full, self._remove, full, operation)
+            kind = {
+                "READY": Deployment.RELOAD,
+                "CREATING": Deployment.CREATE,
+                "UPDATING": Deployment.RESCALE,
+            }.get(str(doc.get("state")))
+            if kind is None:
+                self._schedule(full, self._remove, operation)
             else:
-                self._schedule(full, self._build, full, operation if state != "READY" else None)
+                self._schedule(full, kind, operation)
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ----- work done in the deploy pool ---------------------------------------------------
 
-    def _schedule(self, full: VersionName, work: Any, *args: Any) -> None:
-        future: Future[None] = self._pool.submit(work, *args)
+    def _schedule(self, full: VersionName, work: Any, operation: str | None) -> None:
+        if isinstance(work, Deployment):
+            future: Future[None] = self._pool.submit(self._deploy, full, work, operation)
+        else:
+            future = self._pool.submit(work, full, operation)
         key = str(full)
         self._loading[key] = future
 
         def forget(done: Future[None]) -> None:
-            self._forget(key, done)
+            if self._loading.get(key) is done:
+                del self._loading[key]
 
         future.add_done_callback(forget)
 
-    def _forget(self, key: str, future: Future[None]) -> None:
-        if self._loading.get(key) is future:
-            del self._loading[key]
-
-    def _build(self, full: VersionName, operation: str | None) -> None:
-        """Snapshot the artefacts (first time only), start nodes, finish the operation."""
+    def _deploy(self, full: VersionName, kind: Deployment, operation: str | None) -> None:
+        """Start the version's nodes; every path finishes the operation."""
         key = (full.project, full.model, full.version)
-        doc = self._versions.get(key)
+        doc = self.repo.get(key)
         if doc is None:
+            if operation:
+                self._operations.fail(
+                    operation, ApiError(Code.ABORTED, f"Version {full} was deleted meanwhile.")
+                )
             return
         try:
             local_dir = doc.get(LOCAL_DIR_KEY)
             if not local_dir or not Path(local_dir).is_dir():
                 local_dir = str(self._snapshot(full, str(doc["deploymentUri"])))
-            if operation and self._operations.cancel_requested(operation):
-                raise ApiError(Code.CANCELLED, "Operation cancelled by the user.")
+            if kind is Deployment.CREATE:
+                self._stop_if_cancelled(operation)
             version = Version.model_validate(public(doc))
-            framework = doc.get("framework")
-            self._serving.undeploy(str(full))
+            # The manager swaps nodes only once the new ones answer: a rescale never
+            # interrupts predictions.
             result = self._serving.deploy(
-                str(full), Path(local_dir), framework, nodes=serving_nodes(version)
+                str(full), Path(local_dir), doc.get("framework"), nodes=serving_nodes(version)
             )
-            if operation and self._operations.cancel_requested(operation):
-                self._serving.undeploy(str(full))
-                raise ApiError(Code.CANCELLED, "Operation cancelled by the user.")
-        except ApiError as exc:
-            self._build_failed(full, operation, exc)
-            return
-        except Exception as exc:  # never leave a version CREATING
-            log.exception("deploying %s failed", full)
-            self._build_failed(full, operation, ApiError(Code.INTERNAL, str(exc)))
+            if kind is Deployment.CREATE:
+                self._stop_if_cancelled(operation, undeploy=str(full))
+        except Exception as exc:
+            error = exc if isinstance(exc, ApiError) else ApiError(Code.INTERNAL, str(exc))
+            if not isinstance(exc, ApiError):
+                log.exception("deploying %s failed", full)
+            self._deploy_failed(full, kind, operation, error)
             return
 
         def ready(d: dict[str, Any]) -> dict[str, Any]:
             updated = {**d, "state": "READY", LOCAL_DIR_KEY: local_dir}
-            updated.pop("errorMessage", None)
-            updated.pop(OPERATION_KEY, None)
+            for internal in ("errorMessage", OPERATION_KEY):
+                updated.pop(internal, None)
             if not d.get("framework") and getattr(result, "framework", None):
                 updated["framework"] = result.framework
             return updated
 
-        self._versions.update(key, ready)
+        self.repo.update(key, ready)
         # The first version to become READY is the model's default.
-        self._models_repo_update(
-            full.project,
-            full.model,
+        self._models.repo.update(
+            (full.project, full.model),
             lambda m: (
                 None if m.get(DEFAULT_VERSION_KEY) else {**m, DEFAULT_VERSION_KEY: full.version}
             ),
@@ -353,22 +363,36 @@ class VersionService:
                 {"@type": VERSION_TYPE, **self.get(full.project, full.model, full.version)},
             )
 
-    def _build_failed(self, full: VersionName, operation: str | None, error: ApiError) -> None:
+    def _deploy_failed(
+        self, full: VersionName, kind: Deployment, operation: str | None, error: ApiError
+    ) -> None:
         key = (full.project, full.model, full.version)
-        if error.code is Code.CANCELLED:
+        if kind is Deployment.CREATE and error.code is Code.CANCELLED:
             self._discard_files(full)
-            self._versions.delete(key)
-            self._changed()
+            self.repo.delete(key)
+        elif kind is Deployment.RESCALE:
+            # The old nodes still serve: the version stays READY, the operation says why.
+            error = ApiError(error.code, f"Update Version failed: {error.message}")
+            self.repo.update(key, lambda d: _settled(d, "READY"))
         else:
-            message = f"Create Version failed. Bad model detected with error: {error.message}"
-            self._versions.update(
-                key,
-                lambda d: {**d, "state": "FAILED", "errorMessage": message} | {OPERATION_KEY: None},
+            prefix = (
+                "Create Version failed. Bad model detected with error"
+                if kind is Deployment.CREATE
+                else "The version could not be loaded again after a server restart"
             )
-            error = ApiError(Code.FAILED_PRECONDITION, message)
-            self._changed()
+            error = ApiError(Code.FAILED_PRECONDITION, f"{prefix}: {error.message}")
+            self.repo.update(
+                key, lambda d: {**_settled(d, "FAILED"), "errorMessage": error.message}
+            )
+        self._changed()
         if operation:
             self._operations.fail(operation, error)
+
+    def _stop_if_cancelled(self, operation: str | None, undeploy: str | None = None) -> None:
+        if operation and self._operations.cancel_requested(operation):
+            if undeploy:
+                self._serving.undeploy(undeploy)
+            raise ApiError(Code.CANCELLED, "Operation cancelled by the user.")
 
     def _remove(self, full: VersionName, operation: str | None) -> None:
         key = (full.project, full.model, full.version)
@@ -376,10 +400,9 @@ class VersionService:
             self._serving.undeploy(str(full))
             self._discard_files(full)
         finally:
-            self._versions.delete(key)
-            self._models_repo_update(
-                full.project,
-                full.model,
+            self.repo.delete(key)
+            self._models.repo.update(
+                (full.project, full.model),
                 lambda m: (
                     {k: v for k, v in m.items() if k != DEFAULT_VERSION_KEY}
                     if m.get(DEFAULT_VERSION_KEY) == full.version
@@ -412,7 +435,7 @@ class VersionService:
     def _require(self, project: str, model: str, version: str) -> dict[str, Any]:
         self._models.require(project, model)
         check_id(version, "name")
-        doc = self._versions.get((project, model, version))
+        doc = self.repo.get((project, model, version))
         if doc is None:
             raise ApiError(
                 Code.NOT_FOUND, f"Version {VersionName(project, model, version)} does not exist."
@@ -421,25 +444,68 @@ class VersionService:
 
     def _render(self, doc: dict[str, Any]) -> dict[str, Any]:
         rendered = public(doc)
-        full = str(doc.get("name", ""))
-        parts = full.split("/")
+        parts = str(doc.get("name", "")).split("/")
         if len(parts) == 6:
-            model_doc = self._models.require(parts[1], parts[3])
-            if model_doc.get(DEFAULT_VERSION_KEY) == parts[5]:
+            model_doc = self._models.repo.get((parts[1], parts[3]))
+            if model_doc is not None and model_doc.get(DEFAULT_VERSION_KEY) == parts[5]:
                 rendered["isDefault"] = True
         return rendered
 
-    @staticmethod
-    def _refuse_if_busy(doc: dict[str, Any]) -> None:
-        if doc.get("state") in BUSY_VERSION_STATES:
-            raise failed_precondition(
-                f"Version {doc['name']} is {doc['state']}; wait for its operation to finish "
-                "(`cairn operations list`) and try again."
+    def _check_node_count(self, version: Version) -> None:
+        if serving_nodes(version) > self._max_nodes:
+            raise invalid_field(
+                "version.manual_scaling.nodes"
+                if version.manual_scaling
+                else "version.auto_scaling.min_nodes",
+                f"At most {self._max_nodes} nodes per version run on this server "
+                "(CAIRN_MAX_NODES_PER_VERSION).",
             )
-
-    def _models_repo_update(self, project: str, model: str, mutate: Any) -> None:
-        self._models.repo.update((project, model), mutate)
 
     def _changed(self) -> None:
         for callback in self.on_change:
             callback()
+
+
+def _refuse_if_busy(doc: dict[str, Any]) -> None:
+    if doc.get("state") in BUSY_VERSION_STATES:
+        raise failed_precondition(
+            f"Version {doc['name']} is {doc['state']}; wait for its operation to finish "
+            "(`cairn operations list`) and try again."
+        )
+
+
+def _settled(doc: dict[str, Any], state: str) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != OPERATION_KEY} | {"state": state}
+
+
+def _patched(current: Version, patch: Version, paths: list[str]) -> Version:
+    """`current` with the fields named by the update mask taken from `patch`."""
+    if "description" in paths:
+        current.description = patch.description
+    if "labels" in paths:
+        current.labels = patch.labels
+    if "requestLoggingConfig" in paths:
+        current.request_logging_config = patch.request_logging_config or RequestLoggingConfig()
+    if "manualScaling.nodes" in paths:
+        if current.auto_scaling is not None:
+            raise invalid_field(
+                "version.manual_scaling", "This version autoscales; manualScaling cannot be set."
+            )
+        current.manual_scaling = ManualScaling(
+            nodes=(patch.manual_scaling or ManualScaling()).nodes
+        )
+    if {"autoScaling.minNodes", "autoScaling.maxNodes"} & set(paths):
+        if current.manual_scaling is not None:
+            raise invalid_field(
+                "version.auto_scaling",
+                "This version uses manual scaling; autoScaling cannot be set.",
+            )
+        scaling = current.auto_scaling or AutoScaling()
+        new = patch.auto_scaling or AutoScaling()
+        if "autoScaling.minNodes" in paths:
+            scaling.min_nodes = new.min_nodes
+        if "autoScaling.maxNodes" in paths:
+            scaling.max_nodes = new.max_nodes
+        current.auto_scaling = scaling
+    validate_scaling(current)
+    return current
