@@ -150,6 +150,8 @@ def test_invalid_jobs_name_the_field(cairn_server: Any, body: dict[str, Any], fi
         ),
         ("GET", f"{P}/jobs/missing_job", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/jobs/bad-id", {}, "INVALID_ARGUMENT", 400),
+        ("GET", "/v1/projects/%C3%A9t%C3%A9/jobs/j", {}, "INVALID_ARGUMENT", 400),
+        ("GET", "/v1/projects/%C3%A9t%C3%A9/models/m", {}, "INVALID_ARGUMENT", 400),
         ("GET", f"{P}/models/missing_model", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/models/missing_model/versions/v1", {}, "NOT_FOUND", 404),
         ("DELETE", f"{P}/models/missing_model", {}, "NOT_FOUND", 404),

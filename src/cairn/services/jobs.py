@@ -23,7 +23,7 @@ from cairn.domain.jobs import (
     unsupported_training_features,
     validate_new_job,
 )
-from cairn.domain.names import JobName, check_id
+from cairn.domain.names import JobName, check_id, check_project
 from cairn.domain.wire import format_timestamp, now
 from cairn.services.projects import ProjectService
 from cairn.services.records import list_page, new_etag, public
@@ -122,6 +122,7 @@ class JobService:
         return self.get(project, str(job.job_id))
 
     def get(self, project: str, job_id: str) -> dict[str, Any]:
+        check_project(project)
         check_id(job_id, "name")
         doc = self._repo.get((project, job_id))
         if doc is None:

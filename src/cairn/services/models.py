@@ -6,7 +6,7 @@ from typing import Any
 
 from cairn.domain.errors import ApiError, Code, already_exists, failed_precondition, invalid_field
 from cairn.domain.models import Model, check_labels, validate_new_model
-from cairn.domain.names import ModelName, check_id
+from cairn.domain.names import ModelName, check_id, check_project
 from cairn.domain.operations import EMPTY_TYPE, MODEL_TYPE
 from cairn.services.operations import OperationService, operation_id
 from cairn.services.projects import ProjectService
@@ -56,6 +56,7 @@ class ModelService:
         return self.render(project, self.require(project, model))
 
     def require(self, project: str, model: str) -> dict[str, Any]:
+        check_project(project)
         check_id(model, "name")
         doc = self.repo.get((project, model))
         if doc is None or doc.get(DELETING_KEY):

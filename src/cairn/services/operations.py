@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.names import check_project
 from cairn.domain.operations import OperationMetadata, operation_doc
 from cairn.domain.wire import now
 from cairn.services.projects import ProjectService, project_number
@@ -74,6 +75,7 @@ class OperationService:
     # ----- API methods -------------------------------------------------------------------
 
     def get(self, project: str, operation_id: str) -> dict[str, Any]:
+        check_project(project)
         doc = self._repo.get((project, operation_id))
         if doc is None:
             raise ApiError(
