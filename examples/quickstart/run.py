@@ -43,7 +43,7 @@ def run(*args: str, env: dict[str, str], capture: bool = False) -> str:
 
 def answering(url: str) -> bool:
     try:
-        with urlopen(f"{url}/v1/projects/quickstart:getConfig", timeout=1):
+        with urlopen(f"{url}/cairn/v1/info", timeout=1):
             return True
     except (URLError, OSError):
         return False
@@ -93,7 +93,7 @@ def main() -> None:
 
     home = options.home.resolve()
     url = f"http://127.0.0.1:{options.port}"
-    env = {**os.environ, "CAIRN_API": url, "CAIRN_HOME": str(home), "CAIRN_PROJECT": "quickstart"}
+    env = {**os.environ, "CAIRN_API": url, "CAIRN_HOME": str(home)}
     stamp = time.strftime("%Y%m%d_%H%M%S")
     job = f"iris_{stamp}"
     version = f"v{stamp}"
@@ -164,13 +164,16 @@ def main() -> None:
         )
 
     say("Done")
-    print(f"The server answers at {url} (home: {home}).")
-    print("Try:  CAIRN_API=" + url + " CAIRN_PROJECT=quickstart cairn models list")
+    print(f"The server answers at {url} (home: {home}). Try:")
+    print(f"  {CAIRN} models list")
+    print(f"  {CAIRN} storage ls -r gs://quickstart/")
     if options.stop and pid is not None:
         os.kill(pid, signal.SIGTERM)
         print("Server stopped.")
     elif pid is not None:
         print(f"Stop it with:  kill {pid}   (or: make stop)")
+    else:
+        print("It was already running before this demo; stop it with:  make stop")
 
 
 if __name__ == "__main__":

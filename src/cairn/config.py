@@ -13,6 +13,12 @@ DEFAULT_API = "http://127.0.0.1:8080"
 DEFAULT_PREDICT_MAX_BYTES = 1_500_000  # AI Platform's documented 1.5 MB request limit
 
 
+def home_from_env() -> Path | None:
+    """$CAIRN_HOME when the user set it."""
+    value = os.environ.get("CAIRN_HOME")
+    return Path(value).expanduser() if value else None
+
+
 def default_home() -> Path:
     return Path(os.environ.get("CAIRN_HOME") or Path.home() / ".cairn").expanduser()
 

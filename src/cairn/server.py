@@ -61,7 +61,8 @@ def build_app(settings: Settings) -> tuple[AsgiApp, Platform]:
     app = create_app(
         platform,
         predict_max_bytes=settings.predict_max_bytes,
-        spool_dir=settings.home / "uploads",
+        home=settings.home,
+        storage_root=settings.storage_root,
     )
 
     def shutdown() -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -129,3 +130,22 @@ def test_console_script_uses_cairn_home(tmp_path: Path) -> None:
     failed = cairn("cat", "gs://sub-bucket/in/absent.txt")
     assert failed.returncode == 1
     assert failed.stderr.startswith("Error: ") and "Traceback" not in failed.stderr
+
+
+def test_without_a_home_it_uses_the_buckets_of_the_local_server(
+    cairn_server: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "hello.txt"
+    source.write_text("hello")
+    env = {k: v for k, v in os.environ.items() if k != "CAIRN_HOME"}
+    env["CAIRN_API"] = cairn_server.url
+    env["HOME"] = str(tmp_path / "elsewhere")  # ~/.cairn must not be where it lands
+    done = subprocess.run(
+        [CAIRN, "storage", "cp", str(source), "gs://discovered/hello.txt"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (cairn_server.home / "storage" / "discovered" / "hello.txt").read_text() == "hello"

@@ -1,7 +1,8 @@
 """`cairn storage`: gsutil's cp, ls, cat, rm and mb for Cairn's local buckets.
 
-These commands run in-process on the Cairn home (no server needed), like gsutil talks
-to Cloud Storage directly: `gs://BUCKET/PATH` is `<home>/storage/BUCKET/PATH`. Results go
+These commands run in-process on the buckets' directory, like gsutil talks to Cloud
+Storage directly: `gs://BUCKET/PATH` is `<home>/storage/BUCKET/PATH`. The home is --home,
+else $CAIRN_HOME, else the one of the server at $CAIRN_API when it runs on this machine. Results go
 to stdout one per line; progress and summaries go to stderr, as gsutil does.
 """
 
@@ -13,12 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from cairn.config import Settings
+from cairn.client import CairnClient
+from cairn.config import Settings, api_url, home_from_env
 from cairn.domain.errors import ApiError, Code
 from cairn.storage import BucketStorage, Entry, has_wildcard
 
@@ -34,11 +37,12 @@ def _storage_command(command: F) -> F:
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Cairn home whose storage/ holds the buckets [default: $CAIRN_HOME or ~/.cairn].",
+        help="Cairn home whose storage/ holds the buckets [default: $CAIRN_HOME, else the "
+        "home of the server at $CAIRN_API when one answers on this machine, else ~/.cairn].",
     )
     @functools.wraps(command)
     def wrapper(*args: Any, home: Path | None, **kwargs: Any) -> Any:
-        storage = BucketStorage(Settings.from_env(home=home).storage_root)
+        storage = BucketStorage(_storage_root(home))
         try:
             return command(*args, storage=storage, **kwargs)
         except ApiError as error:
@@ -50,13 +54,28 @@ def _storage_command(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _storage_root(home: Path | None) -> Path:
+    """--home or $CAIRN_HOME when given; else the buckets of the local server at $CAIRN_API."""
+    if home is not None or home_from_env() is not None:
+        return Settings.from_env(home=home).storage_root
+    url = api_url()
+    if urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+        try:
+            with CairnClient(url, "cairn-local", timeout=2.0) as client:
+                return Path(str(client.server_info()["storageRoot"]))
+        except (ApiError, KeyError):
+            pass  # no server (or an older one): fall back to the configured home
+    return Settings.from_env().storage_root
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def storage() -> None:
     """Copy, list, read and remove files in local buckets, like gsutil.
 
     A URI gs://BUCKET/PATH is the file <home>/storage/BUCKET/PATH, so trainers, model
     versions and batch prediction can name artefacts as they would on Cloud Storage.
-    Local paths work wherever a URI does.
+    Local paths work wherever a URI does. The home is --home, else $CAIRN_HOME, else
+    that of the server at $CAIRN_API (default http://127.0.0.1:8080) when it runs here.
 
     \b
     Examples:

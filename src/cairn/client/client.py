@@ -73,6 +73,10 @@ class CairnClient:
     def get_config(self) -> Json:
         return self._call("GET", f"v1/{self.project_name}:getConfig")
 
+    def server_info(self) -> Json:
+        """Cairn's own `GET /cairn/v1/info`: version, home and where the buckets live."""
+        return self._call("GET", "cairn/v1/info")
+
     # -- jobs ----------------------------------------------------------------------------
 
     def create_job(self, job: Json) -> Json:
@@ -264,6 +268,7 @@ def _unreachable(api_url: str, exc: httpx.TransportError) -> ApiError:
         )
     return ApiError(
         Code.UNAVAILABLE,
-        f"No Cairn server answers at {api_url}. Start one with `cairn server` "
-        "(or point --api / CAIRN_API at a running one).",
+        f"No Cairn server answers at {api_url}. Start one with `cairn server` (add "
+        "`--home DIR` to reopen an existing home, e.g. `--home .cairn-demo` for `make demo`'s), "
+        "or point --api / CAIRN_API at a running one.",
     )
