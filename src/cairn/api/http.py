@@ -18,6 +18,7 @@ import anyio.to_thread
 import orjson
 
 from cairn.domain.errors import ApiError, Code, FieldViolation, invalid_field
+from cairn.services.records import ListRequest
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ class Call:
         except ValueError:
             raise invalid_field(field_name, f"'{value}' is not an integer.") from None
 
-    def list_args(self) -> dict[str, Any]:
-        """The standard list parameters (`filter`, `pageSize`, `pageToken`) as service kwargs."""
-        return {
-            "filter_text": self.arg("filter"),
-            "page_size": self.int_arg("pageSize", "page_size"),
-            "page_token": self.arg("pageToken"),
-        }
+    def list_request(self) -> ListRequest:
+        """The standard list parameters: `filter`, `pageSize`, `pageToken`."""
+        return ListRequest(
+            filter_text=self.arg("filter"),
+            page_size=self.int_arg("pageSize", "page_size"),
+            page_token=self.arg("pageToken"),
+        )
 
     async def chunks(self, limit: int = DEFAULT_MAX_BODY) -> AsyncIterator[bytes]:
         """The request body as it arrives; INVALID_ARGUMENT once it passes `limit` bytes."""

@@ -17,7 +17,7 @@ def register(router: Router, platform: Platform) -> None:
         return Reply.json(await in_thread(jobs.get, call.params["project"], call.params["job"]))
 
     async def list_jobs(call: Call) -> Reply:
-        return Reply.json(await in_thread(jobs.list, call.params["project"], **call.list_args()))
+        return Reply.json(await in_thread(jobs.list, call.params["project"], call.list_request()))
 
     async def cancel(call: Call) -> Reply:
         await call.json("body", required=False)

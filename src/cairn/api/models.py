@@ -18,7 +18,7 @@ def register(router: Router, platform: Platform) -> None:
         return Reply.json(await in_thread(models.get, call.params["project"], call.params["model"]))
 
     async def list_models(call: Call) -> Reply:
-        return Reply.json(await in_thread(models.list, call.params["project"], **call.list_args()))
+        return Reply.json(await in_thread(models.list, call.params["project"], call.list_request()))
 
     async def patch_model(call: Call) -> Reply:
         body = await call.json("model")
@@ -50,7 +50,7 @@ def register(router: Router, platform: Platform) -> None:
     async def list_versions(call: Call) -> Reply:
         return Reply.json(
             await in_thread(
-                versions.list, call.params["project"], call.params["model"], **call.list_args()
+                versions.list, call.params["project"], call.params["model"], call.list_request()
             )
         )
 

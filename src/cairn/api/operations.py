@@ -16,7 +16,7 @@ def register(router: Router, platform: Platform) -> None:
 
     async def list_operations(call: Call) -> Reply:
         return Reply.json(
-            await in_thread(operations.list, call.params["project"], **call.list_args())
+            await in_thread(operations.list, call.params["project"], call.list_request())
         )
 
     async def cancel(call: Call) -> Reply:

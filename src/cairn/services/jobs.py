@@ -26,7 +26,7 @@ from cairn.domain.jobs import (
 from cairn.domain.names import JobName, check_id, check_project
 from cairn.domain.wire import format_timestamp, now
 from cairn.services.projects import ProjectService
-from cairn.services.records import list_page, new_etag, public
+from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.store import DuplicateKeyError, EtagMismatchError
 
 log = logging.getLogger(__name__)
@@ -129,22 +129,13 @@ class JobService:
             raise ApiError(Code.NOT_FOUND, f"Job {JobName(project, job_id)} does not exist.")
         return self._render(project, doc)
 
-    def list(
-        self,
-        project: str,
-        *,
-        filter_text: str | None,
-        page_size: int | None,
-        page_token: str | None,
-    ) -> dict[str, Any]:
+    def list(self, project: str, request: ListRequest) -> dict[str, Any]:
         self._projects.ensure(project)
         return list_page(
             self._repo,
             (project,),
+            request,
             collection="jobs",
-            filter_text=filter_text,
-            page_size=page_size,
-            page_token=page_token,
             render=lambda doc: self._render(project, doc),
         )
 

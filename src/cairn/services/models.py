@@ -10,7 +10,7 @@ from cairn.domain.names import ModelName, check_id, check_project
 from cairn.domain.operations import EMPTY_TYPE, MODEL_TYPE
 from cairn.services.operations import OperationService, operation_id
 from cairn.services.projects import ProjectService
-from cairn.services.records import list_page, new_etag, public
+from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.store import DuplicateKeyError
 
 DEFAULT_REGION = "us-central1"
@@ -77,22 +77,13 @@ class ModelService:
                 rendered["defaultVersion"] = {**public(version), "isDefault": True}
         return rendered
 
-    def list(
-        self,
-        project: str,
-        *,
-        filter_text: str | None,
-        page_size: int | None,
-        page_token: str | None,
-    ) -> dict[str, Any]:
+    def list(self, project: str, request: ListRequest) -> dict[str, Any]:
         self._projects.ensure(project)
         return list_page(
             self.repo,
             (project,),
+            request,
             collection="models",
-            filter_text=filter_text,
-            page_size=page_size,
-            page_token=page_token,
             render=lambda doc: self.render(project, doc),
         )
 

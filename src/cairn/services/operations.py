@@ -11,7 +11,7 @@ from cairn.domain.names import check_project
 from cairn.domain.operations import OperationMetadata, operation_doc
 from cairn.domain.wire import now
 from cairn.services.projects import ProjectService, project_number
-from cairn.services.records import list_page
+from cairn.services.records import ListRequest, list_page
 
 
 class OperationService:
@@ -84,22 +84,13 @@ class OperationService:
             )
         return doc
 
-    def list(
-        self,
-        project: str,
-        *,
-        filter_text: str | None,
-        page_size: int | None,
-        page_token: str | None,
-    ) -> dict[str, Any]:
+    def list(self, project: str, request: ListRequest) -> dict[str, Any]:
         self._projects.ensure(project)
         return list_page(
             self._repo,
             (project,),
+            request,
             collection="operations",
-            filter_text=filter_text,
-            page_size=page_size,
-            page_token=page_token,
         )
 
     def cancel(self, project: str, operation_id: str) -> dict[str, Any]:

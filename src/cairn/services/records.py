@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cairn.domain.errors import invalid_field
@@ -45,14 +46,21 @@ def page_size_of(requested: int | None) -> int:
     return min(requested, MAX_PAGE_SIZE)
 
 
+@dataclass(frozen=True)
+class ListRequest:
+    """The standard list parameters of ml v1: `filter`, `pageSize`, `pageToken`."""
+
+    filter_text: str | None = None
+    page_size: int | None = None
+    page_token: str | None = None
+
+
 def list_page(
     repo: PagedRepository,
     parent: tuple[str, ...],
+    request: ListRequest,
     *,
     collection: str,
-    filter_text: str | None,
-    page_size: int | None,
-    page_token: str | None,
     render: Callable[[dict[str, Any]], dict[str, Any]] = public,
 ) -> dict[str, Any]:
     """One page of a list response, filtered, in creation order.
@@ -61,9 +69,9 @@ def list_page(
     token) always points right after the last document examined. With a filter, a page may
     hold fewer matches than asked for; the token then says where to go on.
     """
-    matches = parse_filter(filter_text)
-    size = page_size_of(page_size)
-    cursor = page_token or None
+    matches = parse_filter(request.filter_text)
+    size = page_size_of(request.page_size)
+    cursor = request.page_token or None
     found: list[dict[str, Any]] = []
     while len(found) < size:
         docs, cursor = repo.page(parent, after=cursor, limit=size - len(found))

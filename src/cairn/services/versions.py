@@ -36,7 +36,7 @@ from cairn.domain.operations import EMPTY_TYPE, VERSION_TYPE
 from cairn.domain.wire import now
 from cairn.services.models import DEFAULT_VERSION_KEY, ModelService
 from cairn.services.operations import OperationService, operation_id
-from cairn.services.records import list_page, new_etag, public
+from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.store import DuplicateKeyError
 
 log = logging.getLogger(__name__)
@@ -154,23 +154,13 @@ class VersionService:
     def get(self, project: str, model: str, version: str) -> dict[str, Any]:
         return self._render(self._require(project, model, version))
 
-    def list(
-        self,
-        project: str,
-        model: str,
-        *,
-        filter_text: str | None,
-        page_size: int | None,
-        page_token: str | None,
-    ) -> dict[str, Any]:
+    def list(self, project: str, model: str, request: ListRequest) -> dict[str, Any]:
         self._models.require(project, model)
         return list_page(
             self.repo,
             (project, model),
+            request,
             collection="versions",
-            filter_text=filter_text,
-            page_size=page_size,
-            page_token=page_token,
             render=self._render,
         )
 
