@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -133,3 +134,32 @@ def test_a_replica_killed_with_its_wrapper_is_reported_lost(tmp_path: Path) -> N
     os.killpg(process.record.pid, 9)
     with pytest.raises(ReplicaLost):
         _wait_exit(process)
+
+
+DAEMON = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        open(sys.argv[1], "w").write(str(os.getpid()))
+        time.sleep(600)
+    os._exit(0)
+"""
+
+
+def test_a_daemon_the_replica_leaves_behind_is_ended_with_it(tmp_path: Path) -> None:
+    import psutil
+
+    pid_file = tmp_path / "daemon.pid"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "cairn.executors.replica_shim",
+            "--log", str(tmp_path / "log"), "--stderr-log", str(tmp_path / "err"),
+            "--exit-file", str(tmp_path / "exit"),
+            "--", sys.executable, "-c", DAEMON, str(pid_file),
+        ],
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0
+    daemon = int(pid_file.read_text())
+    assert not psutil.pid_exists(daemon) or psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE

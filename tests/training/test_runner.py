@@ -227,3 +227,19 @@ def test_jobs_it_cannot_run_are_refused_at_once(make_runner, trainer_sdist, uplo
         spec = _training_input(upload(trainer_sdist), scaleTier="BASIC_TPU")
         runner.start("p1", "j3", spec, **recorder.callbacks)
     assert recorder.states == []
+
+
+def test_a_line_longer_than_a_read_does_not_stall_the_log(tmp_path: Path) -> None:
+    from cairn.training.logs import LOG_SUFFIX, read_job_logs
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / f"master-replica-0{LOG_SUFFIX}").write_bytes(b"x" * (3 << 20) + b"\nafter\n")
+    text = ""
+    cursor = None
+    for _ in range(10):
+        entries, cursor = read_job_logs(tmp_path, cursor)
+        text += "".join(entry["text"] for entry in entries)
+        if "after" in text:
+            break
+    assert "after" in text

@@ -9,6 +9,8 @@ restarted (and so is no longer the parent) can still learn how the replica ended
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import signal
 import subprocess
 import sys
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+import psutil
+
 from cairn.executors.exit_status import write_exit_status
 
 # How long to keep copying output after the user command exits: a grandchild that
@@ -24,17 +28,64 @@ from cairn.executors.exit_status import write_exit_status
 _DRAIN_TIMEOUT_S = 3.0
 
 
+# Bytes copied per read: output arrives as it is written, lines or not (progress bars
+# drawn with \r, or one enormous line, never pile up in memory).
+_CHUNK = 65536
+_PR_SET_CHILD_SUBREAPER = 36
+
+
 def _copy(source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock) -> None:
-    for line in iter(source.readline, b""):
-        with lock:
-            for sink in sinks:
-                sink.write(line)
-                sink.flush()
+    """Copy whole lines (or a full chunk of one endless line) so streams interleave cleanly."""
+    read = getattr(source, "read1", source.read)
+    pending = b""
+    while chunk := read(_CHUNK):
+        pending += chunk
+        cut = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1
+        if cut == 0:
+            if len(pending) < _CHUNK:
+                continue
+            cut = len(pending)
+        _write(sinks, pending[:cut], lock)
+        pending = pending[cut:]
+    if pending:
+        _write(sinks, pending, lock)
+
+
+def _write(sinks: list[BinaryIO], data: bytes, lock: threading.Lock) -> None:
+    with lock:
+        for sink in sinks:
+            sink.write(data)
+            sink.flush()
+
+
+def _adopt_orphans() -> None:
+    """Become the parent of every process the replica leaves behind, daemons included.
+
+    A double-forked daemon leaves the process group and its parent; as a subreaper the
+    wrapper still finds it among its descendants and ends it with the replica.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _end_leftovers(grace_s: float = 2.0) -> None:
+    """End and reap whatever the replica started and did not stop itself."""
+    leftovers = psutil.Process().children(recursive=True)
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=grace_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
 
 
 def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> int:
     """Run `argv`, capture its output, record and return its exit code."""
     lock = threading.Lock()
+    _adopt_orphans()
     with open(log_path, "ab") as log, open(stderr_path, "ab") as err:
         try:
             child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -67,6 +118,7 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
         if stopping.is_set():
             # Being stopped: record the status now, before a SIGKILL can cut the drain short.
             write_exit_status(exit_path, code)
+        _end_leftovers()
         drain_until = time.monotonic() + _DRAIN_TIMEOUT_S
         for reader in readers:
             reader.join(timeout=max(0.0, drain_until - time.monotonic()))

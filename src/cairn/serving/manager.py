@@ -82,7 +82,7 @@ class ServingManager:
         if nodes < 1:
             raise ApiError(Code.INVALID_ARGUMENT, "A version needs at least one node.")
         model_dir = Path(model_dir)
-        chosen = normalize_framework(framework) or _detect(model_dir)
+        chosen = normalize_framework(framework) or detect_framework(model_dir)
         started: list[NodeProcess] = []
         try:
             for index in range(nodes):
@@ -226,14 +226,12 @@ class ServingManager:
         return Path(tempfile.mkdtemp(prefix="cairn-serving-"))
 
 
-def _detect(model_dir: Path) -> str:
-    return detect_framework(model_dir)
-
-
 def _least_busy(nodes: list[NodeProcess]) -> NodeProcess:
+    """The serving node with the fewest requests in flight; a restarting node only if all are."""
     if len(nodes) == 1:
         return nodes[0]
-    return min(nodes, key=lambda n: len(n.channel.pending) if n.channel is not None else 0)
+    up = [n for n in nodes if n.ready and not n.stopping and n.failure is None] or nodes
+    return min(up, key=lambda n: len(n.channel.pending) if n.channel is not None else 0)
 
 
 def _stop_nodes(nodes: list[NodeProcess]) -> None:

@@ -65,7 +65,10 @@ def _read_complete_lines(path: Path, offset: int) -> tuple[list[str], int]:
         chunk = handle.read(_MAX_BYTES_PER_FILE)
     end = chunk.rfind(b"\n")
     if end < 0:
-        return [], offset
+        if len(chunk) < _MAX_BYTES_PER_FILE:
+            return [], offset  # a line still being written
+        # A line longer than a whole read: hand it over in pieces rather than stall forever.
+        return [chunk.decode(errors="replace")], offset + len(chunk)
     lines = chunk[: end + 1].decode(errors="replace").splitlines()
     return lines, offset + end + 1
 

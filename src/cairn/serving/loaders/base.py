@@ -62,6 +62,11 @@ class RowPredictor(Predictor):
 
 def rows_to_matrix(instances: list[Any], n_features: int | None) -> np.ndarray | None:
     """Float matrix of the rows; nulls become NaN (missing). None: not all numeric."""
+    if _holds_text(instances):
+        # numpy would read "123" as 123.0: text goes to the object path, so an instance's
+        # type never depends on the other instances of the request.
+        _explain_non_numeric(instances, n_features)
+        return None
     try:
         matrix = np.asarray(instances, dtype=np.float64)
     except (ValueError, TypeError):
@@ -85,6 +90,14 @@ def rows_to_matrix(instances: list[Any], n_features: int | None) -> np.ndarray |
             f"{matrix.shape[1]} in instance 0."
         )
     return matrix
+
+
+def _holds_text(instances: list[Any]) -> bool:
+    for row in instances:
+        for value in row if isinstance(row, list) else (row,):
+            if isinstance(value, str):
+                return True
+    return False
 
 
 def _explain_non_numeric(instances: list[Any], n_features: int | None) -> None:
