@@ -31,8 +31,11 @@ def expected(model_dir: Path) -> list[int]:
     return joblib.load(model_dir / "model.joblib").predict(np.array(ROWS)).tolist()
 
 
-def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["local", "predict", *args], input=stdin)
+def run(
+    *args: str, stdin: str | None = None, stdin_bytes: bytes | None = None
+) -> tuple[int, str, str]:
+    given = stdin_bytes if stdin_bytes is not None else stdin
+    result = CliRunner().invoke(cli, ["local", "predict", *args], input=given)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -69,8 +72,20 @@ def test_text_instances_reach_the_model_as_strings(model_dir: Path, tmp_path: Pa
 
 def test_exactly_one_input_flag(model_dir: Path) -> None:
     code, _, err = run("--model-dir", str(model_dir))
-    assert code == 2
+    assert code == 1  # like `cairn predict`: an ERROR line, not a usage dump
     assert "exactly one of" in err
+
+
+def test_lines_split_on_newlines_only(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "rows.json"
+    source.write_bytes(b"[5.1, 3.5, 1.4, 0.2]\r\n[6.7, 3.0, 5.2, 2.3]\n")
+    code, out, err = run("--model-dir", str(model_dir), "--json-instances", str(source))
+    assert code == 0, err
+    assert len(orjson.loads(out)["predictions"]) == 2
+    code, _, err = run(
+        "--model-dir", str(model_dir), "--json-instances", "-", stdin_bytes=b"\xff[1]\n"
+    )
+    assert code == 1 and "not UTF-8" in err and "Traceback" not in err
 
 
 def test_bad_width_and_bad_lines(model_dir: Path, tmp_path: Path) -> None:

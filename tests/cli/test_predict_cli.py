@@ -77,7 +77,7 @@ def test_input_problems_are_named(fake_ml: FakeMl) -> None:
     too_many = invoke(
         fake_ml.url, "predict", "--model", "m", "--text-instances", "-", input="x\n" * 101
     )
-    assert "at most 100 instances" in too_many.stderr
+    assert "at most 100 per request" in too_many.stderr
     assert fake_ml.requests == []
 
 

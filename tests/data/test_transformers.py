@@ -36,6 +36,7 @@ from cairn.data.transformers import (
     strip_html,
 )
 from cairn.data.transformers.columns import DropColumns
+from cairn.domain.errors import ApiError
 
 
 def messy_frame() -> pd.DataFrame:
@@ -177,7 +178,22 @@ def test_text_html_and_keys() -> None:
         keys.is_unique
         and keys.tolist() == InstanceKey(["city", "qty"]).fit_transform(frame)["key"].tolist()
     )
-    assert InstanceKey(kind="sequence").fit_transform(frame)["key"].tolist() == list(range(6))
+    with pytest.raises(ApiError, match="stable keys"):
+        InstanceKey(kind="sequence").fit(frame)
+
+
+def test_category_text_is_the_same_however_the_column_was_typed() -> None:
+    """Fitted on nullable ints, applied to the float64 the same column becomes with gaps."""
+    fitted = CategoryEncoder(["flight"]).fit(
+        pd.DataFrame({"flight": pd.array([1545, 714, None], "Int64")})
+    )
+    applied = fitted.transform(pd.DataFrame({"flight": [1545.0, 714.0, float("nan")]}))
+    assert applied[["flight=1545", "flight=714"]].to_numpy().tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
+def test_numeric_steps_refuse_text_columns() -> None:
+    with pytest.raises(ApiError, match="hold text"):
+        Scaler(["carrier"]).fit(pd.DataFrame({"carrier": ["UA", "AA"]}))
 
 
 def test_datetime_parts_and_cross() -> None:

@@ -102,7 +102,26 @@ class CairnCommand(click.Command):
             _report(ctx, _describe(error))
         except OSError as error:
             _report(ctx, f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+        except UnicodeDecodeError as error:
+            _report(ctx, f"The input is not UTF-8 text ({error.reason} at byte {error.start}).")
         return None
+
+
+class TrainerArgsCommand(CairnCommand):
+    """A command whose words after `--` go to the trainer as `user_args`, as in gcloud.
+
+    Nothing before `--` may be a stray word: a mistyped flag or value fails here instead of
+    reaching the trainer silently.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        user_args: list[str] = []
+        if "--" in args:
+            cut = args.index("--")
+            args, user_args = args[:cut], args[cut + 1 :]
+        rest = super().parse_args(ctx, args)
+        ctx.params["user_args"] = tuple(user_args)
+        return rest
 
 
 def _report(ctx: click.Context, message: str) -> None:

@@ -6,16 +6,13 @@ JSON instance per line, `--text-instances` one string instance per line; `-` rea
 
 from __future__ import annotations
 
-import json
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
+from cairn.cli.instances import chosen_input, read_instances
 from cairn.cli.options import CairnCommand, Session, common_options
 from cairn.cli.output import Column, field
-from cairn.domain.errors import invalid_field
-
-MAX_INSTANCES = 100
 
 
 @click.command(cls=CairnCommand)
@@ -23,17 +20,17 @@ MAX_INSTANCES = 100
 @click.option("--version", help="Version to ask instead of the model's default.")
 @click.option(
     "--json-request",
-    type=click.File("r", encoding="utf-8-sig"),
+    metavar="FILE",
     help='File holding a whole request body {"instances": [...]} (- for stdin).',
 )
 @click.option(
     "--json-instances",
-    type=click.File("r", encoding="utf-8-sig"),
+    metavar="FILE",
     help="File with one JSON instance per line (- for stdin).",
 )
 @click.option(
     "--text-instances",
-    type=click.File("r", encoding="utf-8-sig"),
+    metavar="FILE",
     help="File with one text instance per line (- for stdin).",
 )
 @click.option("--signature-name", help="SavedModel signature to call (TensorFlow).")
@@ -41,9 +38,9 @@ MAX_INSTANCES = 100
 def predict(
     model: str,
     version: str | None,
-    json_request: TextIO | None,
-    json_instances: TextIO | None,
-    text_instances: TextIO | None,
+    json_request: str | None,
+    json_instances: str | None,
+    text_instances: str | None,
     signature_name: str | None,
     session: Session,
 ) -> None:
@@ -53,30 +50,13 @@ def predict(
     Example:
       echo '[1.0, 2.0, 3.0, 4.0]' | cairn predict --model census --json-instances -
     """
-    given = [f for f in (json_request, json_instances, text_instances) if f is not None]
-    if len(given) != 1:
-        raise invalid_field(
-            "--json-instances",
-            "Give exactly one of --json-request, --json-instances or --text-instances.",
-        )
-    if json_request is not None:
-        instances = _request_instances(json_request.read())
-    elif json_instances is not None:
-        instances = _json_lines(json_instances.read())
-    else:
-        assert text_instances is not None
-        instances = [line.rstrip("\r") for line in text_instances.read().splitlines()]
-    if len(instances) > MAX_INSTANCES:
-        raise invalid_field(
-            "instances",
-            f"Online prediction takes at most {MAX_INSTANCES} instances per request; "
-            f"this input has {len(instances)}. Split it, or use a batch prediction job.",
-        )
-    if not instances:
-        raise invalid_field("instances", "The input holds no instances.")
+    flag, source = chosen_input(
+        json_request=json_request, json_instances=json_instances, text_instances=text_instances
+    )
+    instances, request_signature = read_instances(flag, source)
     body: dict[str, Any] = {"instances": instances}
-    if signature_name:
-        body["signature_name"] = signature_name
+    if signature_name or request_signature:
+        body["signature_name"] = signature_name or request_signature
     client = session.client
     name = client.version_name(model, version) if version else client.model_name(model)
     answer = client.predict(name, body)
@@ -86,32 +66,6 @@ def predict(
         return
     predictions = answer.get("predictions", [])
     printer.value(predictions, _columns_for(predictions))
-
-
-def _request_instances(text: str) -> list[Any]:
-    try:
-        doc = json.loads(text)
-    except ValueError as error:
-        raise invalid_field("--json-request", f"not valid JSON: {error}") from error
-    if not isinstance(doc, dict) or not isinstance(doc.get("instances"), list):
-        raise invalid_field(
-            "--json-request", 'The request must be an object with a list "instances".'
-        )
-    return list(doc["instances"])
-
-
-def _json_lines(text: str) -> list[Any]:
-    instances = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            raise invalid_field("--json-instances", f"line {number} is empty; remove empty lines.")
-        try:
-            instances.append(json.loads(line))
-        except ValueError as error:
-            raise invalid_field(
-                "--json-instances", f"line {number} is not valid JSON: {error}"
-            ) from error
-    return instances
 
 
 def _columns_for(predictions: list[Any]) -> list[Column] | None:

@@ -14,14 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from cairn.client import CairnClient
-from cairn.config import Settings, api_url, home_from_env
+from cairn.cli.buckets import local_buckets
 from cairn.domain.errors import ApiError, Code
 from cairn.storage import BucketStorage, Entry, has_wildcard
 
@@ -42,7 +40,7 @@ def _storage_command(command: F) -> F:
     )
     @functools.wraps(command)
     def wrapper(*args: Any, home: Path | None, **kwargs: Any) -> Any:
-        storage = BucketStorage(_storage_root(home))
+        storage = local_buckets(home)
         try:
             return command(*args, storage=storage, **kwargs)
         except ApiError as error:
@@ -52,20 +50,6 @@ def _storage_command(command: F) -> F:
             raise click.ClickException(f"{error.strerror or error}{where}") from error
 
     return wrapper  # type: ignore[return-value]
-
-
-def _storage_root(home: Path | None) -> Path:
-    """--home or $CAIRN_HOME when given; else the buckets of the local server at $CAIRN_API."""
-    if home is not None or home_from_env() is not None:
-        return Settings.from_env(home=home).storage_root
-    url = api_url()
-    if urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
-        try:
-            with CairnClient(url, "cairn-local", timeout=2.0) as client:
-                return Path(str(client.server_info()["storageRoot"]))
-        except (ApiError, KeyError):
-            pass  # no server (or an older one): fall back to the configured home
-    return Settings.from_env().storage_root
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

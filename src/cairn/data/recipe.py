@@ -12,9 +12,11 @@ from typing import Any
 
 import yaml
 
+from cairn.config import Settings
 from cairn.data.sources import SourceSpec
 from cairn.data.steps import CLEAN_STEPS, PIPELINE_STEPS, StepSpec
 from cairn.domain.errors import ApiError, Code, FieldViolation
+from cairn.storage import BucketStorage
 
 SECTIONS = ("sources", "dataset", "clean", "split", "features", "preprocess", "label", "output")
 DATASET_KEYS = {
@@ -173,8 +175,27 @@ def _steps(
     return steps
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Parse and type-check `path`; raise RecipeError naming the line of the first mistake."""
+def _resolve(
+    value: str, base_dir: Path, buckets: BucketStorage | None, where: str, line: int | None
+) -> str:
+    """A recipe path as a local one: gs:// through the buckets (never outside them)."""
+    if value.startswith("gs://"):
+        try:
+            storage = buckets or BucketStorage(Settings.from_env().storage_root)
+            return str(storage.local_path(value))
+        except ApiError as error:
+            raise recipe_error(where, line, error.message) from error
+    if "://" in value:
+        return value
+    return str((base_dir / value).resolve())
+
+
+def load_recipe(path: str | Path, buckets: BucketStorage | None = None) -> Recipe:
+    """Parse and type-check `path`; raise RecipeError naming the line of the first mistake.
+
+    Relative paths are taken from the recipe's folder; `gs://` paths are files in `buckets`
+    (default: those of the configured Cairn home).
+    """
     path = Path(path)
     where = str(path)
     try:
@@ -219,8 +240,8 @@ def load_recipe(path: str | Path) -> Recipe:
                 where, line, f"sources.{name}: expected a mapping with `path:` or `url:`."
             )
         _check_keys(where, line, options, SOURCE_KEYS, f"sources.{name}")
-        if "path" in options and "://" not in options["path"]:
-            options = {**options, "path": str((base_dir / options["path"]).resolve())}
+        if "path" in options:
+            options = {**options, "path": _resolve(options["path"], base_dir, buckets, where, line)}
         sources[name] = SourceSpec(name=name, **options)
         source_lines[name] = line or 0
     dataset = data.get("dataset") or {}
@@ -270,8 +291,10 @@ def load_recipe(path: str | Path) -> Recipe:
         raise recipe_error(
             where, section_lines.get("output"), "output.format: use parquet, csv or jsonl."
         )
-    if "path" in output and "://" not in output["path"]:
-        output["path"] = str((base_dir / output["path"]).resolve())
+    if "path" in output:
+        output["path"] = _resolve(
+            output["path"], base_dir, buckets, where, section_lines.get("output")
+        )
     label = data.get("label")
     if label is not None and not isinstance(label, str):
         raise recipe_error(where, section_lines.get("label"), "label: expected a column name.")

@@ -26,6 +26,7 @@ from cairn.data.split import SPLIT_COLUMN, SPLITS, SplitFractions, split
 from cairn.data.steps import CLEAN_STEPS, PIPELINE_STEPS
 from cairn.data.workspace import StepReport, Workspace
 from cairn.domain.errors import ApiError
+from cairn.storage import BucketStorage
 
 Progress = Callable[[str], None]
 _BATCH_ROWS = 200_000
@@ -262,10 +263,18 @@ def prepare(
     progress: Progress | None = None,
     memory_limit: str | None = None,
     report: bool | None = None,
+    buckets: BucketStorage | None = None,
 ) -> PrepareResult:
-    """Run a recipe end to end; outputs go to `output` (else the recipe's `output.path`)."""
+    """Run a recipe end to end; outputs go to `output` (else the recipe's `output.path`).
+
+    `gs://` paths in the recipe are files in `buckets` (default: the configured home's).
+    """
     progress = progress or (lambda _: None)
-    recipe = recipe_or_path if isinstance(recipe_or_path, Recipe) else load_recipe(recipe_or_path)
+    recipe = (
+        recipe_or_path
+        if isinstance(recipe_or_path, Recipe)
+        else load_recipe(recipe_or_path, buckets)
+    )
     progress("checking the recipe on a sample")
     rehearse(recipe)
     target = Path(output or recipe.output.get("path") or recipe.path.parent / "prepared")

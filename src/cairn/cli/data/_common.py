@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cairn.config import Settings
+from cairn.cli.buckets import local_buckets
 from cairn.domain.errors import ApiError
 
 if TYPE_CHECKING:
@@ -28,14 +28,12 @@ console = Console(stderr=True)
 
 
 def local_path(target: str) -> Path:
-    """`gs://BUCKET/PATH` -> the local bucket folder; other paths unchanged."""
-    if target.startswith("gs://"):
-        return Settings.from_env().storage_root / target.removeprefix("gs://")
-    if "://" in target:
+    """`gs://BUCKET/PATH` -> its file in the local buckets (never outside); paths unchanged."""
+    if "://" in target and not target.startswith("gs://"):
         raise click.BadParameter(
             f"{target}: only local paths and gs:// (local buckets) are supported."
         )
-    return Path(target)
+    return local_buckets().local_path(target) if target.startswith("gs://") else Path(target)
 
 
 def source_spec_options(function: Callable[..., object]) -> Callable[..., object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.buckets import local_buckets
 from cairn.cli.data._common import console, local_path, progress_status, reported_errors
 
 
@@ -35,7 +36,7 @@ def prepare(
     from cairn.data.runner import stage_count
 
     with reported_errors():
-        parsed = load_recipe(recipe)
+        parsed = load_recipe(recipe, local_buckets())
         if check:
             with progress_status("checking the recipe on a sample"):
                 rehearse(parsed)

@@ -10,8 +10,8 @@ import click
 
 from cairn.cli.jobs.stream_logs import follow_logs
 from cairn.cli.options import (
-    CairnCommand,
     Session,
+    TrainerArgsCommand,
     common_options,
     load_config_file,
     parse_labels,
@@ -30,9 +30,8 @@ def submit() -> None:
     """Submit a job (training)."""
 
 
-@submit.command(cls=CairnCommand)
+@submit.command(cls=TrainerArgsCommand)
 @click.argument("job")
-@click.argument("user_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--package-path",
     type=click.Path(file_okay=False),

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from cairn.cli.options import TrainerArgsCommand
 from cairn.config import Settings
 from cairn.domain.errors import ApiError
 from cairn.storage import BucketStorage
@@ -28,7 +29,8 @@ def _localize(values: list[str]) -> list[str]:
 
 @click.command(
     "train",
-    context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
+    cls=TrainerArgsCommand,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
     "--module-name",
@@ -79,7 +81,6 @@ def _localize(values: list[str]) -> list[str]:
     show_default=True,
     help="First localhost port of the --distributed cluster.",
 )
-@click.argument("user_args", nargs=-1, type=click.UNPROCESSED)
 def train(
     module_name: str,
     package_path: Path,

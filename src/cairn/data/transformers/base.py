@@ -2,7 +2,7 @@
 
 `fit` learns only attributes ending in `_` and returns self; `transform` refuses to run
 unfitted and never modifies its input. Arrays are accepted too (columns become x0, x1, ...),
-so the transformers also pass scikit-learn's generic checks.
+so they clone, pickle and take part in Pipelines like any scikit-learn transformer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,20 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from cairn.domain.errors import invalid_field
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Category text that does not depend on how the column happened to be typed.
+
+    The same integer column reads as int64, nullable Int64 or float64 (when it has gaps)
+    depending on where it came from; 1545, 1545.0 and "1545" must all be "1545", or a
+    pipeline fitted on one typing would not recognise values seen through another.
+    """
+    text = values.astype(str)
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.notna() & np.isfinite(values) & (values % 1 == 0)
+        text[whole] = values[whole].astype("int64").astype(str)
+    return text.where(values.notna(), "nan")
 
 
 def as_frame(X: Any) -> pd.DataFrame:
@@ -50,6 +64,13 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
             raise invalid_field(
                 f"{type(self).__name__}.columns",
                 f"no column(s) {missing}; the data has {list(frame.columns)}.",
+            )
+        text = [c for c in chosen if numeric and not pd.api.types.is_numeric_dtype(frame[c])]
+        if text:
+            raise invalid_field(
+                f"{type(self).__name__}.columns",
+                f"column(s) {text} hold text, and this step works on numbers only; "
+                "convert them first (e.g. with units) or leave them out.",
             )
         return chosen
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from cairn.data.cleaning.spellings import canonical_key, spelling_map
 from cairn.data.cleaning.units import parse_quantity
-from cairn.data.transformers.base import FrameTransformer
+from cairn.data.transformers.base import FrameTransformer, as_text
 from cairn.domain.errors import invalid_field
 
 IMPUTE_STRATEGIES = ("mean", "median", "mode", "constant")
@@ -82,7 +82,7 @@ class SpellingNormalizer(FrameTransformer):
         self.columns_ = self._columns(frame, self.columns)
         self.targets_: dict[str, dict[str, str]] = {}
         for column in self.columns_:
-            counts = frame[column].dropna().astype(str).value_counts()
+            counts = as_text(frame[column].dropna()).value_counts()
             mapping = spelling_map(dict(counts.items()), self.synonyms)
             synonym_keys = {canonical_key(k): v for k, v in (self.synonyms or {}).items()}
             by_key = {canonical_key(value): target for value, target in mapping.items()}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cairn.data.sun import sun_position
-from cairn.data.transformers.base import FrameTransformer
+from cairn.data.transformers.base import FrameTransformer, as_text
 from cairn.domain.errors import invalid_field
 
 DATE_PARTS = (
@@ -47,7 +47,7 @@ class FeatureCross(FrameTransformer):
 
     def transform(self, X: Any) -> pd.DataFrame:
         frame = self._start_transform(X)
-        parts = [frame[c].astype(str) for c in self.columns_]
+        parts = [as_text(frame[c]) for c in self.columns_]
         crossed = parts[0]
         for part in parts[1:]:
             crossed = crossed + self.separator + part
@@ -69,7 +69,7 @@ class FrequencyEncoder(FrameTransformer):
         frame = self._start_fit(X)
         self.columns_ = self._columns(frame, self.columns)
         self.frequencies_ = {
-            c: frame[c].astype(str).value_counts(normalize=self.normalize).to_dict()
+            c: as_text(frame[c]).value_counts(normalize=self.normalize).to_dict()
             for c in self.columns_
         }
         self._finish(self.transform(frame))
@@ -79,9 +79,7 @@ class FrequencyEncoder(FrameTransformer):
         frame = self._start_transform(X)
         for column in self.columns_:
             table = self.frequencies_[column]
-            frame[column + self.suffix] = (
-                frame[column].astype(str).map(table).fillna(0).astype(float)
-            )
+            frame[column + self.suffix] = as_text(frame[column]).map(table).fillna(0).astype(float)
         return frame
 
 
@@ -167,7 +165,7 @@ class Arithmetic(FrameTransformer):
                 f"{self.kind}.kind", f"unknown kind {self.kind!r}; use {', '.join(ARITHMETIC)}."
             )
         frame = self._start_fit(X)
-        self._columns(frame, [self.left, self.right])
+        self._columns(frame, [self.left, self.right], numeric=True)
         self.name_ = self.name or f"{self.left}_{self.kind}_{self.right}"
         self._finish(self.transform(frame))
         return self

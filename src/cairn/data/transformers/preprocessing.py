@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from cairn.data.transformers.base import FrameTransformer
+from cairn.data.transformers.base import FrameTransformer, as_text
 from cairn.domain.errors import invalid_field
 
 SCALERS = ("zscore", "minmax", "robust")
@@ -140,7 +140,7 @@ class CategoryEncoder(FrameTransformer):
         self.columns_ = self._columns(frame, self.columns)
         self.categories_: dict[str, list[str]] = {}
         for column in self.columns_:
-            counts = frame[column].dropna().astype(str).value_counts()
+            counts = as_text(frame[column].dropna()).value_counts()
             kept = counts.index[: self.max_categories] if self.max_categories else counts.index
             self.categories_[column] = sorted(kept)
         self._finish(self.transform(frame))
@@ -150,7 +150,7 @@ class CategoryEncoder(FrameTransformer):
         frame = self._start_transform(X)
         for column in self.columns_:
             categories = self.categories_[column]
-            values = frame[column].astype(str).where(frame[column].notna(), None)
+            values = as_text(frame[column]).where(frame[column].notna(), None)
             if self.kind == "ordinal":
                 codes = {c: i for i, c in enumerate(categories)}
                 frame[column] = values.map(codes).fillna(-1).astype(np.int64)
@@ -163,7 +163,7 @@ class CategoryEncoder(FrameTransformer):
 
 
 class InstanceKey(FrameTransformer):
-    """A stable key per instance: SHA-1 of chosen columns, or a sequence number."""
+    """A stable key per instance: SHA-1 of the columns that identify it."""
 
     def __init__(
         self, columns: Sequence[str] | None = None, name: str = "key", kind: str = "hash"
@@ -173,8 +173,16 @@ class InstanceKey(FrameTransformer):
         self.kind = kind
 
     def fit(self, X: Any, y: Any = None) -> InstanceKey:
-        if self.kind not in ("hash", "sequence"):
-            raise invalid_field("key.kind", f"unknown kind {self.kind!r}; use hash or sequence.")
+        if self.kind == "sequence":
+            # A fitted step sees one batch (or one request) at a time, so numbers would
+            # restart in every batch and every prediction: never a stable key.
+            raise invalid_field(
+                "key.kind",
+                "kind 'sequence' cannot give stable keys in a fitted pipeline; use kind: hash "
+                "over the columns that identify an instance.",
+            )
+        if self.kind != "hash":
+            raise invalid_field("key.kind", f"unknown kind {self.kind!r}; use hash.")
         frame = self._start_fit(X)
         self.columns_ = self._columns(frame, self.columns)
         self._finish(self.transform(frame))
@@ -182,11 +190,8 @@ class InstanceKey(FrameTransformer):
 
     def transform(self, X: Any) -> pd.DataFrame:
         frame = self._start_transform(X)
-        if self.kind == "sequence":
-            frame[self.name] = np.arange(len(frame), dtype=np.int64)
-            return frame
         joined = (
-            frame[self.columns_].astype(str).agg("\x1f".join, axis=1)
+            frame[self.columns_].apply(as_text).agg("\x1f".join, axis=1)
             if len(frame)
             else pd.Series([], dtype=str)
         )
