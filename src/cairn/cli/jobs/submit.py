@@ -114,6 +114,8 @@ def training(
         raise invalid_field("--async", "--async and --stream-logs cannot be used together.")
     body: dict[str, Any] = load_config_file(config_file) if config_file else {}
     body["jobId"] = job
+    if not isinstance(body.get("trainingInput") or {}, dict):
+        raise invalid_field("--config", "trainingInput must be a mapping of TrainingInput fields.")
     spec: dict[str, Any] = dict(body.get("trainingInput") or {})
     flags: dict[str, Any] = {
         "pythonModule": module_name,
