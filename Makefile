@@ -33,6 +33,11 @@ test: check
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# The PID in the lock file may be stale (a server killed outright leaves it behind), so it is
+# signalled only if that process is `cairn server` with this very --home.
+DEMO_HOME ?= $(CURDIR)/.cairn-demo
 stop:
-	@if [ -f .cairn-demo/server.lock ] && kill $$(cat .cairn-demo/server.lock) 2>/dev/null; then \
+	@pid=$$(cat "$(DEMO_HOME)/server.lock" 2>/dev/null); \
+	if [ -n "$$pid" ] && tr '\0' ' ' < /proc/$$pid/cmdline 2>/dev/null \
+		| grep -Fq -- "/cairn server --home $(DEMO_HOME) " && kill "$$pid"; then \
 		echo "Stopped the demo server."; else echo "No demo server is running."; fi

@@ -3,7 +3,10 @@
 (a) in process: `model.predict` on one row, N threads calling it (the floor of the work);
 (b) `ServingManager.predict` directly: the server's forwarding path plus a node process;
 (c) the real HTTP server: `cairn server` in a subprocess, a model and version created over
-    REST, and `POST ...:predict` with one row per request over keep-alive connections.
+    REST, and `POST ...:predict` with one row per request over keep-alive connections,
+    each carrying the owner's bearer token;
+(d) the same server started with `--insecure-no-auth`, requests without a token: (c) against
+    (d) is what authentication costs on the predict path.
 
 Each cell runs for a fixed time at concurrency 1, 8 and 32 on loopback only; the figures go
 to benchmarks/results/online_prediction.json and a table is printed. The HTTP load comes
@@ -122,10 +125,11 @@ async def bench_manager(manager: ServingManager, seconds: float) -> dict[str, di
 class RawHttpConnection:
     """One keep-alive HTTP/1.1 connection sending the same POST; checks status 200."""
 
-    def __init__(self, port: int, path: str) -> None:
+    def __init__(self, port: int, path: str, token: str | None) -> None:
         self.port = port
+        authorization = f"Authorization: Bearer {token}\r\n" if token else ""
         self.request = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}"
             f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
         ).encode() + BODY
 
@@ -144,11 +148,11 @@ class RawHttpConnection:
         await self.reader.readexactly(length)
 
 
-async def bench_http(port: int, seconds: float) -> dict[str, dict]:
+async def bench_http(port: int, seconds: float, token: str | None) -> dict[str, dict]:
     path = f"/v1/{KEY}:predict"
     results = {}
     for concurrency in CONCURRENCY:
-        connections = [RawHttpConnection(port, path) for _ in range(concurrency)]
+        connections = [RawHttpConnection(port, path, token) for _ in range(concurrency)]
         await asyncio.gather(*(c.open() for c in connections))
         pool = asyncio.Queue[RawHttpConnection]()
         for connection in connections:
@@ -174,9 +178,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(home: Path, port: int, *extra_args: str) -> subprocess.Popen[bytes]:
     cairn = Path(sys.executable).with_name("cairn")
-    command = [str(cairn), "server", "--home", str(home), "--port", str(port)]
+    command = [str(cairn), "server", "--home", str(home), "--port", str(port), *extra_args]
     log = (home / "server.log").open("wb")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -192,10 +196,22 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"cairn server did not start; see {home / 'server.log'}")
 
 
-def deploy_over_rest(port: int, home: Path) -> None:
+def owner_token(port: int, home: Path) -> str:
+    """An access token for the server's owner, from the credential it wrote into its home."""
+    info = json.loads((home / "credentials" / "owner.json").read_text())
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/token",
+        data={"grant_type": "refresh_token", "refresh_token": info["refresh_token"]},
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def deploy_over_rest(port: int, home: Path, token: str | None) -> None:
     api = f"http://127.0.0.1:{port}/v1"
     train_model(home / "storage" / "bench" / "iris")
-    with httpx.Client(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=30, headers=headers) as client:
         client.post(f"{api}/projects/bench/models", json={"name": "iris"}).raise_for_status()
         operation = client.post(
             f"{api}/projects/bench/models/iris/versions",
@@ -252,16 +268,28 @@ def main() -> None:
         finally:
             manager.shutdown()
         if not args.skip_http:
-            home = root / "home"
-            home.mkdir()
-            port = free_port()
-            server = start_server(home, port)
-            try:
-                deploy_over_rest(port, home)
-                report["results"]["http_server"] = run_event_loop(bench_http(port, args.seconds))
-            finally:
-                server.terminate()
-                server.wait(30)
+            for label, extra_args in (
+                ("http_server", ()),
+                ("http_server_no_auth", ("--insecure-no-auth",)),
+            ):
+                home = root / label
+                home.mkdir()
+                port = free_port()
+                server = start_server(home, port, *extra_args)
+                try:
+                    token = None if extra_args else owner_token(port, home)
+                    deploy_over_rest(port, home, token)
+                    report["results"][label] = run_event_loop(bench_http(port, args.seconds, token))
+                finally:
+                    server.terminate()
+                    server.wait(30)
+            with_auth, without = (
+                report["results"][k] for k in ("http_server", "http_server_no_auth")
+            )
+            report["authentication_cost"] = {
+                c: f"{1 - with_auth[c]['requests_per_s'] / without[c]['requests_per_s']:.1%}"
+                for c in with_auth
+            }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
@@ -276,6 +304,8 @@ def print_table(report: dict) -> None:
                 f"{path:<20} {concurrency:>4} {figures['requests_per_s']:>10.0f} "
                 f"{figures['p50_ms']:>8.3f} {figures['p99_ms']:>8.3f}"
             )
+    if "authentication_cost" in report:
+        print(f"authentication cost (throughput lost): {report['authentication_cost']}")
     print(f"written to {RESULTS}")
 
 

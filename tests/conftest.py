@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.remote import free_port, ml_client
+from tests.remote import access_token, free_port, ml_client, owner_credentials
 
 VENV_BIN = Path(sys.executable).parent
 CAIRN = str(VENV_BIN / "cairn")
@@ -26,7 +26,9 @@ class RunningServer:
     home: Path
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    _token: tuple[str, float] | None = None
 
     @property
     def url(self) -> str:
@@ -40,7 +42,7 @@ class RunningServer:
         env = {**os.environ, "CAIRN_HOME": str(self.home), **self.extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [CAIRN, "server", "--home", str(self.home), "--port", str(self.port)],
+            [CAIRN, "server", "--home", str(self.home), "--port", str(self.port), *self.extra_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -76,7 +78,22 @@ class RunningServer:
             self.process.wait()
 
     def restart(self) -> None:
+        self._token = None
         self.start()
+
+    def headers(self) -> dict[str, str]:
+        """Headers that authenticate a raw HTTP request to this server (as its owner)."""
+        if self._token is None or self._token[1] < time.monotonic():
+            self._token = (access_token(self.home), time.monotonic() + 1800)
+        return {"Authorization": f"Bearer {self._token[0]}"}
+
+    def credentials(self):  # type: ignore[no-untyped-def]
+        """The owner's google-auth credentials (refreshed by the client as needed)."""
+        return owner_credentials(self.home)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """googleapiclient's ml v1 client, signed in as the owner."""
+        return ml_client(self.url, self.credentials())
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -110,4 +127,4 @@ def cairn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 
 @pytest.fixture(scope="session")
 def ml(cairn_server: RunningServer):  # type: ignore[no-untyped-def]
-    return ml_client(cairn_server.url)
+    return cairn_server.client()

@@ -17,20 +17,43 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-def upload_file(url: str, local: Path, bucket: str, name: str) -> str:
+def owner_credentials(home: Path):  # type: ignore[no-untyped-def]
+    """google-auth credentials from the owner file a server writes into its home."""
+    from google.auth import external_account_authorized_user
+
+    path = str(home / "credentials" / "owner.json")
+    return external_account_authorized_user.Credentials.from_file(path)
+
+
+def access_token(home: Path) -> str:
+    """A fresh access token for the server's owner, obtained as google-auth would."""
+    import google.auth.transport.requests
+
+    credentials = owner_credentials(home)
+    credentials.refresh(google.auth.transport.requests.Request())
+    return str(credentials.token)
+
+
+def upload_file(
+    url: str, local: Path, bucket: str, name: str, headers: dict[str, str] | None = None
+) -> str:
     response = httpx.post(
         f"{url}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
         content=local.read_bytes(),
+        headers={"Content-Type": "application/octet-stream", **(headers or {})},
         timeout=30,
     )
     response.raise_for_status()
     return f"gs://{bucket}/{name}"
 
 
-def upload_dir(url: str, local: Path, bucket: str, prefix: str) -> str:
+def upload_dir(
+    url: str, local: Path, bucket: str, prefix: str, headers: dict[str, str] | None = None
+) -> str:
     for path in sorted(local.rglob("*")):
         if path.is_file():
-            upload_file(url, path, bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
+            name = f"{prefix}/{path.relative_to(local).as_posix()}"
+            upload_file(url, path, bucket, name, headers)
     return f"gs://{bucket}/{prefix}"
 
 
@@ -61,16 +84,19 @@ def wait_job(
         time.sleep(0.2)
 
 
-def ml_client(url: str):  # type: ignore[no-untyped-def]
-    """google-api-python-client's ml v1 client pointed at a Cairn server."""
+def ml_client(url: str, credentials: Any = None, api: str = "ml", version: str = "v1"):  # type: ignore[no-untyped-def]
+    """google-api-python-client's client (ml v1 by default) pointed at a Cairn server.
+
+    `credentials` are google-auth credentials, e.g. `owner_credentials(home)`.
+    """
     from google.auth.credentials import AnonymousCredentials
     from googleapiclient.discovery import build
 
     return build(
-        "ml",
-        "v1",
+        api,
+        version,
         client_options={"api_endpoint": url},
-        credentials=AnonymousCredentials(),
+        credentials=credentials or AnonymousCredentials(),
         static_discovery=True,
         cache_discovery=False,
     )

@@ -37,6 +37,22 @@ class Settings:
     max_running_jobs: int = 4
     # Prediction node processes one version may ask for (manual nodes or autoscaling's floor).
     max_nodes_per_version: int = 8
+    # Replica processes one training job may ask for, master included.
+    max_replicas: int = 64
+    # Server directories requests may name as local paths (deploymentUri, packageUris,
+    # jobDir, trainer arguments); none by default, so requests name gs:// storage only.
+    local_roots: tuple[Path, ...] = ()
+    # Off only with --insecure-no-auth, which is refused on non-loopback addresses.
+    authentication: bool = True
+    # Names besides the loopback ones this server answers to (the Host header), and web
+    # origins allowed to call it; both empty by default (see api/gate.py for why).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # How long an access token lives (Google's: one hour).
+    access_token_seconds: int = 3600
+    # The unprivileged OS user that runs user code (trainers, pip builds, prediction nodes)
+    # when the server runs as root; None means `cairn-runner`, created when missing.
+    run_as_user: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -50,6 +66,16 @@ class Settings:
             values["max_running_jobs"] = int(running)
         if nodes := os.environ.get("CAIRN_MAX_NODES_PER_VERSION"):
             values["max_nodes_per_version"] = int(nodes)
+        if lifetime := os.environ.get("CAIRN_ACCESS_TOKEN_SECONDS"):
+            values["access_token_seconds"] = int(lifetime)
+        if replicas := os.environ.get("CAIRN_MAX_REPLICAS"):
+            values["max_replicas"] = int(replicas)
+        if roots := os.environ.get("CAIRN_LOCAL_ROOTS"):
+            values["local_roots"] = tuple(
+                Path(root).expanduser().resolve() for root in roots.split(os.pathsep) if root
+            )
+        if run_as_user := os.environ.get("CAIRN_RUN_AS_USER"):
+            values["run_as_user"] = run_as_user
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()
@@ -76,8 +102,40 @@ class Settings:
         return self.home / "models"
 
     @property
+    def owner_credential(self) -> Path:
+        """The owner's credential, written on first start (0600); the local CLI uses it."""
+        return owner_credential_path(self.home)
+
+    @property
+    def token_uri(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}/token"
+
+    @property
+    def api_url(self) -> str:
+        """The server's own URL as a process on this machine reaches it (replicas: CAIRN_API)."""
+        # A wildcard address is one to listen on, not to connect to: use loopback instead.
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'cairn.db'}"
+
+
+def owner_credential_path(home: Path) -> Path:
+    return home / "credentials" / "owner.json"
+
+
+def access_token_from_env() -> str | None:
+    """An access token the user hands the CLI directly (CAIRN_ACCESS_TOKEN)."""
+    return os.environ.get("CAIRN_ACCESS_TOKEN") or None
+
+
+def config_dir() -> Path:
+    """Where `cairn auth login` keeps signed-in accounts: $CAIRN_CONFIG, else ~/.config/cairn."""
+    value = os.environ.get("CAIRN_CONFIG")
+    return Path(value).expanduser() if value else Path.home() / ".config" / "cairn"
 
 
 def api_url() -> str:

@@ -19,6 +19,7 @@ VALID_TRAINING = {
 
 
 def call(server: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    kwargs["headers"] = {**server.headers(), **(kwargs.get("headers") or {})}
     return httpx.request(method, server.url + path, timeout=30, **kwargs)
 
 
@@ -169,7 +170,7 @@ def test_invalid_jobs_name_the_field(cairn_server: Any, body: dict[str, Any], fi
         ("GET", f"{P}/jobs", {"params": {"filter": "state:(FAILED"}}, "INVALID_ARGUMENT", 400),
         ("GET", "/v1/nothing/here", {}, "NOT_FOUND", 404),
         ("PUT", f"{P}/jobs", {}, "NOT_FOUND", 404),
-        ("GET", f"{P}/jobs/j:getIamPolicy", {}, "UNIMPLEMENTED", 501),
+        ("GET", f"{P}/jobs/j:getIamPolicy", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/locations", {}, "UNIMPLEMENTED", 501),
         ("POST", f"{P}/models/m:explain", {"json": {"instances": []}}, "UNIMPLEMENTED", 501),
         (
@@ -202,7 +203,13 @@ def test_oversize_predict_body_is_refused(cairn_server: Any) -> None:
     call(cairn_server, "POST", f"{P}/models", json={"name": model})
     big = b'{"instances": [' + b"[1.0, 2.0, 3.0, 4.0]," * 100_000 + b"[1.0]]}"
     error = assert_google_error(
-        call(cairn_server, "POST", f"{P}/models/{model}:predict", content=big),
+        call(
+            cairn_server,
+            "POST",
+            f"{P}/models/{model}:predict",
+            content=big,
+            headers={"Content-Type": "application/json"},
+        ),
         "INVALID_ARGUMENT",
         400,
     )

@@ -14,13 +14,16 @@ P = "projects/edges"
 
 
 def http(server: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    kwargs["headers"] = {**server.headers(), **kwargs.get("headers", {})}
     return httpx.request(method, f"{server.url}/v1/{path}", timeout=60, **kwargs)
 
 
 def ready_version(server: Any, ml: Any, tmp_path: Path) -> tuple[str, str]:
     model = unique("edge")
     http(server, "POST", f"{P}/models", json={"name": model})
-    uri = upload_dir(server.url, sklearn_model_dir(tmp_path / model), "edges", model)
+    uri = upload_dir(
+        server.url, sklearn_model_dir(tmp_path / model), "edges", model, headers=server.headers()
+    )
     op = http(
         server, "POST", f"{P}/models/{model}/versions", json={"name": "v1", "deploymentUri": uri}
     ).json()
@@ -108,7 +111,13 @@ def test_version_create_checks_its_inputs_before_answering(
         json={"name": "v1", "deploymentUri": "gs://BAD_bucket!/m"},
     )
     assert bad_bucket.status_code == 400
-    uri = upload_dir(cairn_server.url, sklearn_model_dir(tmp_path / "m"), "edges", model)
+    uri = upload_dir(
+        cairn_server.url,
+        sklearn_model_dir(tmp_path / "m"),
+        "edges",
+        model,
+        headers=cairn_server.headers(),
+    )
     too_many = http(
         cairn_server,
         "POST",

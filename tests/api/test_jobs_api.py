@@ -42,7 +42,9 @@ sys.exit(3)
 SLEEPING_TRAINER = """
 import subprocess, sys, time, os, pathlib
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-pathlib.Path(os.environ["PIDS_FILE"]).write_text(f"{os.getpid()} {child.pid}")
+pids_file = pathlib.Path(os.environ["PIDS_FILE"])
+pids_file.parent.mkdir(parents=True, exist_ok=True)
+pids_file.write_text(f"{os.getpid()} {child.pid}")
 print("sleeping", flush=True)
 time.sleep(600)
 """
@@ -53,7 +55,9 @@ def submit(
 ) -> tuple[str, dict[str, Any]]:
     job_id = unique("job")
     sdist = build_trainer_sdist(tmp_path, code)
-    package = upload_file(server.url, sdist, "staging", f"{job_id}/{sdist.name}")
+    package = upload_file(
+        server.url, sdist, "staging", f"{job_id}/{sdist.name}", headers=server.headers()
+    )
     body = {
         "jobId": job_id,
         "labels": {"owner": "tests"},
@@ -97,7 +101,9 @@ def test_job_runs_trainer_with_runtime_contract(ml: Any, cairn_server: Any, tmp_
     assert seen["tf_config"]["task"]["index"] == 0
     assert seen["tf_config"]["task"]["type"] in ("master", "chief")
 
-    logs = httpx.get(f"{cairn_server.url}/cairn/v1/{PROJECT}/jobs/{job_id}/logs").json()
+    logs = httpx.get(
+        f"{cairn_server.url}/cairn/v1/{PROJECT}/jobs/{job_id}/logs", headers=cairn_server.headers()
+    ).json()
     assert any("training done" in entry["text"] for entry in logs["entries"])
 
 
@@ -109,7 +115,8 @@ def test_failing_trainer_reports_its_error(ml: Any, cairn_server: Any, tmp_path:
 
 
 def test_cancel_ends_the_whole_process_tree(ml: Any, cairn_server: Any, tmp_path: Path) -> None:
-    pids_file = tmp_path / "pids"
+    # In the server's storage: replicas may run as a user that cannot write tmp_path.
+    pids_file = cairn_server.home / "storage" / "job-pids" / unique("pids")
     job_id, _ = submit(
         ml,
         cairn_server,

@@ -22,7 +22,9 @@ def error_of(exc: HttpError) -> dict[str, Any]:
 def deploy(
     ml: Any, server: Any, model: str, version: str, local: Path, **fields: Any
 ) -> dict[str, Any]:
-    uri = upload_dir(server.url, local, "models-bucket", f"{model}/{version}")
+    uri = upload_dir(
+        server.url, local, "models-bucket", f"{model}/{version}", headers=server.headers()
+    )
     operation = (
         ml.projects()
         .models()
@@ -259,7 +261,13 @@ def test_operations_list_and_get(ml: Any, cairn_server: Any, tmp_path: Path) -> 
     project = f"projects/{unique('ops')}"
     model = unique("opsmodel")
     ml.projects().models().create(parent=project, body={"name": model}).execute()
-    uri = upload_dir(cairn_server.url, sklearn_model_dir(tmp_path / "m"), "ops-bucket", model)
+    uri = upload_dir(
+        cairn_server.url,
+        sklearn_model_dir(tmp_path / "m"),
+        "ops-bucket",
+        model,
+        headers=cairn_server.headers(),
+    )
     operation = (
         ml.projects()
         .models()

@@ -23,6 +23,7 @@ class Request:
     path: str
     query: dict[str, str]
     body: bytes
+    authorization: str | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -54,7 +55,9 @@ def _handler(fake: FakeMl) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            fake.requests.append(Request(self.command, parts.path, query, self.rfile.read(length)))
+            body = self.rfile.read(length)
+            authorization = self.headers.get("Authorization")
+            fake.requests.append(Request(self.command, parts.path, query, body, authorization))
             status, body = fake.next_answer(self.command, parts.path)
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
@@ -71,9 +74,17 @@ def _handler(fake: FakeMl) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+FAKE_TOKEN = "fake-access-token"
+
+
 @pytest.fixture(name="fake_ml")
-def fake_ml_fixture() -> Iterator[FakeMl]:
-    """A fresh fake server per test (import `fake_ml_fixture` to use `fake_ml`)."""
+def fake_ml_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMl]:
+    """A fresh fake server per test (import `fake_ml_fixture` to use `fake_ml`).
+
+    Clients get their access token from CAIRN_ACCESS_TOKEN, so they send exactly the
+    requests under test and no credential search.
+    """
+    monkeypatch.setenv("CAIRN_ACCESS_TOKEN", FAKE_TOKEN)
     fake = FakeMl()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.client.fake_ml import FakeMl
+from tests.client.fake_ml import FAKE_TOKEN, FakeMl
 
 from cairn.client import CairnClient
 from cairn.domain.errors import ApiError, Code
@@ -148,8 +148,9 @@ def test_upload_and_logs_extensions(fake_ml: FakeMl) -> None:
     client.upload_object("bkt", "dir/a b.tar.gz", b"abc")
     batch = client.read_job_logs("j", "c1")
     upload, logs = fake_ml.requests
-    assert upload.query == {"uploadType": "media", "name": "dir/a b.tar.gz"}
+    assert upload.query == {"uploadType": "media", "name": "dir/a b.tar.gz", "userProject": "proj"}
     assert upload.body == b"abc"
+    assert upload.authorization == logs.authorization == f"Bearer {FAKE_TOKEN}"
     assert logs.query == {"cursor": "c1"}
     assert batch["cursor"] == "c2"
 

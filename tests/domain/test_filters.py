@@ -46,3 +46,20 @@ def test_malformed_filters_are_invalid_argument(text: str) -> None:
     with pytest.raises(ApiError) as error:
         parse_filter(text)
     assert error.value.field_violations[0].field == "filter"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(" * 5000, "NOT " * 3000 + "state:FAILED", "-" * 3000 + "state:FAILED", "x" * 9000],
+)
+def test_deep_or_huge_filters_are_invalid_argument_not_a_crash(text: str) -> None:
+    """Each of these once raised RecursionError (a 500) or parsed in quadratic time."""
+    with pytest.raises(ApiError) as error:
+        parse_filter(text)
+    assert error.value.field_violations[0].field == "filter"
+    assert len(error.value.message) < 500  # the filter is not echoed in full
+
+
+def test_nesting_within_the_bound_still_works() -> None:
+    assert parse_filter("(" * 30 + "state:FAILED" + ")" * 30)(JOB) is True
+    assert parse_filter("NOT NOT state:FAILED")(JOB) is True

@@ -141,9 +141,12 @@ import os, sys, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        open(sys.argv[1], "w").write(str(os.getpid()))
+        open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()))
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
         time.sleep(600)
     os._exit(0)
+while not os.path.exists(sys.argv[1]):  # end only once the daemon runs, or it may never start
+    time.sleep(0.01)
 """
 
 

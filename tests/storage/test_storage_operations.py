@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.filesystems import read_only
 
 from cairn.domain.errors import ApiError, Code
 from cairn.storage import BucketStorage
@@ -248,3 +249,58 @@ def test_writing_to_a_bucket_or_directory_name_is_refused(storage: BucketStorage
     with pytest.raises(ApiError) as refused:
         storage.write_bytes(uri, b"x")
     assert refused.value.code is Code.INVALID_ARGUMENT
+
+
+def test_put_file_stores_exactly_the_named_object(storage: BucketStorage, tmp_path: Path) -> None:
+    source = tmp_path / "upload.bin"
+    source.write_bytes(b"payload")
+    assert storage.put_file(source, "gs://bkt/new/object.bin") == "gs://bkt/new/object.bin"
+    assert storage.read_bytes("gs://bkt/new/object.bin") == b"payload"
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("gs://bkt/data", "a folder of that name"),  # `cp` would write gs://bkt/data/<spool name>
+        ("gs://bkt/data/notes.txt/inside", "gs://bkt/data/notes.txt is an object"),
+        ("gs://bkt/data/raw/part-0.csv/x/y", "gs://bkt/data/raw/part-0.csv is an object"),
+    ],
+)
+def test_put_file_refuses_names_a_local_disk_cannot_hold(
+    storage: BucketStorage, tmp_path: Path, uri: str, says: str
+) -> None:
+    source = tmp_path / "upload.bin"
+    source.write_bytes(b"payload")
+    with pytest.raises(ApiError) as raised:
+        storage.put_file(source, uri)
+    assert raised.value.code is Code.FAILED_PRECONDITION
+    assert says in raised.value.message
+    assert sorted(p.name for p in (storage.root / "bkt/data").iterdir()) == [
+        "eval.csv",
+        "notes.txt",
+        "raw",
+        "train.csv",
+    ]
+
+
+def test_object_name_parts_longer_than_the_disk_allows_are_invalid(storage: BucketStorage) -> None:
+    with pytest.raises(ApiError) as raised:
+        storage.write_bytes("gs://bkt/" + "n" * 256, b"x")
+    assert raised.value.code is Code.INVALID_ARGUMENT
+    assert "at most 255 bytes" in raised.value.message
+    storage.write_bytes("gs://bkt/" + "n" * 255, b"x")
+
+
+def test_read_only_storage_is_failed_precondition(storage: BucketStorage, tmp_path: Path) -> None:
+    source = tmp_path / "upload.bin"
+    source.write_bytes(b"payload")
+    with read_only(storage.root / "bkt"):
+        for write in (
+            lambda: storage.put_file(source, "gs://bkt/new.bin"),
+            lambda: storage.write_bytes("gs://bkt/deeper/new.bin", b"x"),
+            lambda: storage.copy(str(source), "gs://bkt/copied.bin"),
+        ):
+            with pytest.raises(ApiError) as raised:
+                write()
+            assert raised.value.code is Code.FAILED_PRECONDITION
+            assert "refuses access to gs://bkt/" in raised.value.message

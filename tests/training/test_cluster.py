@@ -89,3 +89,18 @@ def test_bad_tiers_and_counts_are_refused() -> None:
     assert count.value.code is Code.INVALID_ARGUMENT
     with pytest.raises(ApiError):
         cluster_for({"scaleTier": "MEGA"})
+
+
+def test_port_search_gives_up_instead_of_spinning() -> None:
+    """A machine out of ports used to hang the create request forever in this loop."""
+    probes = itertools.count()
+
+    def always_the_same_port() -> int:
+        assert next(probes) < 10_000, "the port search does not give up"
+        return 5000
+
+    spec = {"scaleTier": "CUSTOM", "workerCount": "3"}
+    with pytest.raises(ApiError) as raised:
+        cluster_for(spec, always_the_same_port)
+    assert raised.value.code is Code.RESOURCE_EXHAUSTED
+    assert "free loopback port" in raised.value.message

@@ -66,13 +66,13 @@ def test_replicas_outlive_a_crash_and_are_re_adopted(
         assert outcome.error_message is not None
         assert f"non-zero status of {code}" in outcome.error_message
     assert not is_running(pids["trainer"])
-    # Once it ended there is nothing left to adopt after another restart.
+    # Had the server died before the job heard of it, the recorded outcome still counts.
     again = RunRecorder()
-    assert not make_runner().recover("p1", "job_crash", spec, **again.callbacks)
-    assert again.outcomes == []
+    assert make_runner().recover("p1", "job_crash", spec, **again.callbacks)
+    assert again.wait() == outcome
 
 
-def test_a_replica_that_ended_while_the_server_was_down_is_not_adopted(
+def test_a_replica_killed_while_the_server_was_down_fails_the_job_with_its_cause(
     tmp_path: Path, trainer_sdist: Path, make_runner
 ) -> None:
     out = tmp_path / "out"
@@ -98,8 +98,11 @@ def test_a_replica_that_ended_while_the_server_was_down_is_not_adopted(
         time.sleep(0.05)
 
     recorder = RunRecorder()
-    assert not make_runner().recover("p1", "job_crash", spec, **recorder.callbacks)
-    assert recorder.outcomes == []
+    assert make_runner().recover("p1", "job_crash", spec, **recorder.callbacks)
+    outcome = recorder.wait()
+    assert outcome.state == "FAILED"
+    assert outcome.error_message is not None
+    assert "The replica master 0 was ended by SIGKILL." in outcome.error_message
     deadline = time.monotonic() + 30
     while is_running(pids["grandchild"]):  # what the dead replica left behind is ended
         assert time.monotonic() < deadline, "the replica's grandchild was left running"

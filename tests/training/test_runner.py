@@ -53,7 +53,7 @@ def test_a_trainer_runs_with_the_ai_platform_contract(
         str(job_dir),
     ]
     working_dir = tmp_path / "jobs" / "p1" / "job_ok"
-    assert Path(seen["cwd"]) == working_dir
+    assert Path(seen["cwd"]) == working_dir / "work"
     assert Path(seen["executable"]).parent.parent.parent == tmp_path / "envs"
     tf_config = seen["tf_config"]
     port = tf_config["cluster"]["chief"][0].rsplit(":", 1)[1]
@@ -172,7 +172,7 @@ def test_trials_get_their_own_directory_args_and_metric_file(
     assert seen["env"]["CLOUD_ML_HP_METRIC_FILE"] == str(
         job_dir / "hypertune" / "3" / "output.metrics"
     )
-    assert Path(seen["cwd"]) == job_dir / "trials" / "3"
+    assert Path(seen["cwd"]) == job_dir / "trials" / "3" / "work"
     entries, _ = runner.read_logs("p1", "job_hp", None)
     assert {e.get("trialId") for e in entries} == {"3"}
 

@@ -17,7 +17,9 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 import orjson
 
+from cairn.api.gate import Access, Gate, bearer_token
 from cairn.domain.errors import ApiError, Code, FieldViolation, invalid_field
+from cairn.services.access import Principal
 from cairn.services.records import ListRequest
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,20 @@ class Call:
     query: dict[str, list[str]]
     receive: Any
     headers: dict[bytes, bytes] = field(default_factory=dict)
+    # Who is calling; set by the gate before the handler runs (public routes: None).
+    principal: Principal | None = None
+
+    @property
+    def caller(self) -> Principal:
+        if self.principal is None:
+            raise ApiError(Code.UNAUTHENTICATED, "This method needs a credential.")
+        return self.principal
+
+    @property
+    def access_params(self) -> dict[str, str]:
+        """What the route's Access reads: the path's names, and Cloud Storage's userProject."""
+        project = self.arg("userProject")
+        return {**self.params, "userProject": project} if project else self.params
 
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -126,30 +142,38 @@ Handler = Callable[[Call], Awaitable[Reply]]
 @dataclass(frozen=True)
 class Route:
     method: str
+    template: str
     pattern: re.Pattern[str]
     handler: Handler
+    access: Access
 
 
 class Router:
-    """Routes `METHOD path` to handlers by regex; named groups become `Call.params`."""
+    """Routes `METHOD path` to handlers by regex; named groups become `Call.params`.
+
+    Every route names its `Access` (the permission it needs, or that it is public), so a
+    method cannot be added without deciding who may call it.
+    """
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, template: str, handler: Handler) -> None:
+    def add(self, method: str, template: str, handler: Handler, access: Access) -> None:
+        if not isinstance(access, Access):
+            raise TypeError(f"{method} {template} must name its Access")
         # `{name}` matches one segment; `{name**}` matches the rest of a resource name.
         pattern = re.sub(r"\{(\w+)\*\*\}", r"(?P<\1>.+?)", template)
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/:]+)", pattern)
-        self.routes.append(Route(method, re.compile(f"^{pattern}$"), handler))
+        self.routes.append(Route(method, template, re.compile(f"^{pattern}$"), handler, access))
 
-    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path_known = False
         for route in self.routes:
             found = route.pattern.match(path)
             if found is None:
                 continue
             if route.method == method:
-                return route.handler, found.groupdict()
+                return route, found.groupdict()
             path_known = True
         if path_known:
             raise ApiError(Code.NOT_FOUND, f"Method {method} is not allowed on {path}.")
@@ -162,11 +186,13 @@ class AsgiApp:
     def __init__(
         self,
         router: Router,
+        gate: Gate,
         *,
         on_startup: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.router = router
+        self.gate = gate
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
 
@@ -177,8 +203,11 @@ class AsgiApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        route: Route | None = None
+        call: Call | None = None
+        failure: ApiError | None = None
         try:
-            handler, params = self.router.match(scope["method"], scope["path"])
+            route, params = self.router.match(scope["method"], scope["path"])
             call = Call(
                 method=scope["method"],
                 path=scope["path"],
@@ -187,8 +216,10 @@ class AsgiApp:
                 receive=receive,
                 headers=dict(scope.get("headers") or ()),
             )
-            reply = await handler(call)
+            call.principal = await self._admit(route, call)
+            reply = await route.handler(call)
         except ApiError as exc:
+            failure = exc
             reply = Reply(exc.code.http_status, orjson.dumps(exc.to_error_body()))
         except Exception:
             log.exception("unexpected error in %s %s", scope["method"], scope["path"])
@@ -196,7 +227,10 @@ class AsgiApp:
                 Code.INTERNAL,
                 "Internal error in the Cairn server; see the server log for details.",
             )
+            failure = error
             reply = Reply(500, orjson.dumps(error.to_error_body()))
+        if route is not None and call is not None:
+            await self._audit(route, call, failure)
         await send(
             {
                 "type": "http.response.start",
@@ -208,6 +242,44 @@ class AsgiApp:
             }
         )
         await send({"type": "http.response.body", "body": reply.body})
+
+    async def _admit(self, route: Route, call: Call) -> Principal | None:
+        self.gate.check_browser(call.method, call.headers, route.access)
+        if route.access.public:
+            return None
+        token = bearer_token(call.headers, call.query)
+        params = call.access_params
+        admitted = self.gate.admit_cached(token, route.access, params)
+        if admitted is not None:
+            return admitted
+        principal: Principal = await in_thread(self.gate.authenticate, token)
+        call.principal = principal  # known even if refused below, for the audit log
+        await in_thread(self.gate.authorize, principal, route.access, params)
+        return principal
+
+    async def _audit(self, route: Route, call: Call, failure: ApiError | None) -> None:
+        """Record mutating calls and every refused one (who, what, on which resource)."""
+        access = route.access
+        denied = failure is not None and failure.code in (
+            Code.UNAUTHENTICATED,
+            Code.PERMISSION_DENIED,
+        )
+        audited = access.audited if access.audited is not None else call.method != "GET"
+        if not (audited or denied) or not self.gate.authentication:
+            return
+        params = call.access_params
+        resource = access.resource(params) if access.resource else call.path
+        try:
+            await in_thread(
+                self.gate.access.record,
+                call.principal.member if call.principal else None,
+                f"{call.method} {route.template}",
+                resource,
+                failure,
+                access.permission_for(params),
+            )
+        except Exception:
+            log.exception("could not write the audit log entry for %s %s", call.method, call.path)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cairn
+from cairn.api.gate import public
 from cairn.api.http import Call, Reply, Router
 
 
@@ -19,4 +20,5 @@ def register(router: Router, *, home: Path, storage_root: Path) -> None:
     async def get_info(call: Call) -> Reply:
         return Reply.json(info)
 
-    router.add("GET", "/cairn/v1/info", get_info)
+    # Public: a local CLI asks it where the home (and so its credential) is before it has one.
+    router.add("GET", "/cairn/v1/info", get_info, public())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cairn.api.http import Call, Reply, Router, in_thread
+from cairn.api.resources import job, needs, project
+from cairn.domain.errors import invalid_field
+from cairn.services.access import Principal
 from cairn.services.platform import Platform
 
 
@@ -11,7 +16,23 @@ def register(router: Router, platform: Platform) -> None:
 
     async def create(call: Call) -> Reply:
         body = await call.json("job")
-        return Reply.json(await in_thread(jobs.create, call.params["project"], body))
+        project = call.params["project"]
+        await in_thread(check_may_act_as, project, body, call.caller)
+        created = await in_thread(jobs.create, project, body)
+        name = f"projects/{project}/jobs/{created['jobId']}"
+        await in_thread(platform.access.grant_creator, name, "roles/ml.jobOwner", call.caller)
+        return Reply.json(created)
+
+    def check_may_act_as(project: str, body: Any, caller: Principal) -> None:
+        """A job that runs as a service account needs the submitter to hold actAs on it."""
+        training = body.get("trainingInput") if isinstance(body, dict) else None
+        account = training.get("serviceAccount") if isinstance(training, dict) else None
+        if not account:
+            return
+        if not isinstance(account, str):
+            raise invalid_field("training_input.service_account", "Give the account's email.")
+        platform.identity.get_service_account(project, account)
+        platform.access.check(caller, "iam.serviceAccounts.actAs", f"projects/{project}")
 
     async def get(call: Call) -> Reply:
         return Reply.json(await in_thread(jobs.get, call.params["project"], call.params["job"]))
@@ -42,9 +63,13 @@ def register(router: Router, platform: Platform) -> None:
             )
         )
 
-    router.add("POST", "/v1/projects/{project}/jobs", create)
-    router.add("GET", "/v1/projects/{project}/jobs", list_jobs)
-    router.add("GET", "/v1/projects/{project}/jobs/{job}", get)
-    router.add("PATCH", "/v1/projects/{project}/jobs/{job}", patch)
-    router.add("POST", "/v1/projects/{project}/jobs/{job}:cancel", cancel)
-    router.add("GET", "/cairn/v1/projects/{project}/jobs/{job}/logs", logs)
+    router.add("POST", "/v1/projects/{project}/jobs", create, needs("ml.jobs.create", project))
+    router.add("GET", "/v1/projects/{project}/jobs", list_jobs, needs("ml.jobs.list", project))
+    router.add("GET", "/v1/projects/{project}/jobs/{job}", get, needs("ml.jobs.get", job))
+    router.add("PATCH", "/v1/projects/{project}/jobs/{job}", patch, needs("ml.jobs.update", job))
+    router.add(
+        "POST", "/v1/projects/{project}/jobs/{job}:cancel", cancel, needs("ml.jobs.cancel", job)
+    )
+    router.add(
+        "GET", "/cairn/v1/projects/{project}/jobs/{job}/logs", logs, needs("ml.jobs.get", job)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cairn.api.http import Call, Reply, Router, in_thread
+from cairn.api.resources import model, needs, project
 from cairn.services.platform import Platform
 
 
@@ -12,7 +13,11 @@ def register(router: Router, platform: Platform) -> None:
 
     async def create_model(call: Call) -> Reply:
         body = await call.json("model")
-        return Reply.json(await in_thread(models.create, call.params["project"], body))
+        created = await in_thread(models.create, call.params["project"], body)
+        await in_thread(
+            platform.access.grant_creator, created["name"], "roles/ml.modelOwner", call.caller
+        )
+        return Reply.json(created)
 
     async def get_model(call: Call) -> Reply:
         return Reply.json(await in_thread(models.get, call.params["project"], call.params["model"]))
@@ -75,14 +80,17 @@ def register(router: Router, platform: Platform) -> None:
         )
 
     base = "/v1/projects/{project}/models"
-    router.add("POST", base, create_model)
-    router.add("GET", base, list_models)
-    router.add("GET", base + "/{model}", get_model)
-    router.add("PATCH", base + "/{model}", patch_model)
-    router.add("DELETE", base + "/{model}", delete_model)
-    router.add("POST", base + "/{model}/versions", create_version)
-    router.add("GET", base + "/{model}/versions", list_versions)
-    router.add("GET", base + "/{model}/versions/{version}", get_version)
-    router.add("PATCH", base + "/{model}/versions/{version}", patch_version)
-    router.add("DELETE", base + "/{model}/versions/{version}", delete_version)
-    router.add("POST", base + "/{model}/versions/{version}:setDefault", set_default)
+    version = base + "/{model}/versions/{version}"
+    router.add("POST", base, create_model, needs("ml.models.create", project))
+    router.add("GET", base, list_models, needs("ml.models.list", project))
+    router.add("GET", base + "/{model}", get_model, needs("ml.models.get", model))
+    router.add("PATCH", base + "/{model}", patch_model, needs("ml.models.update", model))
+    router.add("DELETE", base + "/{model}", delete_model, needs("ml.models.delete", model))
+    router.add(
+        "POST", base + "/{model}/versions", create_version, needs("ml.versions.create", model)
+    )
+    router.add("GET", base + "/{model}/versions", list_versions, needs("ml.versions.list", model))
+    router.add("GET", version, get_version, needs("ml.versions.get", model))
+    router.add("PATCH", version, patch_version, needs("ml.versions.update", model))
+    router.add("DELETE", version, delete_version, needs("ml.versions.delete", model))
+    router.add("POST", version + ":setDefault", set_default, needs("ml.versions.update", model))

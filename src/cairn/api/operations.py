@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cairn.api.http import Call, Reply, Router, in_thread
+from cairn.api.resources import needs, project
 from cairn.services.platform import Platform
 
 
@@ -24,6 +25,7 @@ def register(router: Router, platform: Platform) -> None:
             await in_thread(operations.cancel, call.params["project"], call.params["operation"])
         )
 
-    router.add("GET", "/v1/projects/{project}/operations", list_operations)
-    router.add("GET", "/v1/projects/{project}/operations/{operation}", get)
-    router.add("POST", "/v1/projects/{project}/operations/{operation}:cancel", cancel)
+    base = "/v1/projects/{project}/operations"
+    router.add("GET", base, list_operations, needs("ml.operations.list", project))
+    router.add("GET", base + "/{operation}", get, needs("ml.operations.get", project))
+    router.add("POST", base + "/{operation}:cancel", cancel, needs("ml.operations.cancel", project))

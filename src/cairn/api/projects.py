@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from cairn.api.gate import Access
 from cairn.api.http import Call, Reply, Router, in_thread
+from cairn.api.resources import needs, predict_permission, predict_target, project
 from cairn.domain.errors import ApiError, Code
 from cairn.services.platform import Platform
 
@@ -24,17 +26,18 @@ def register(router: Router, platform: Platform, *, predict_max_bytes: int) -> N
             f"{call.method} {call.path} is not built in Cairn yet.",
         )
 
-    router.add("GET", "/v1/projects/{project}:getConfig", get_config)
-    router.add("POST", "/v1/projects/{name**}:predict", predict)
-    router.add("POST", "/v1/projects/{name**}:explain", unimplemented)
-    # IAM, locations and the Vizier study service come with later work.
-    for resource in ("jobs", "models"):
-        router.add("GET", "/v1/projects/{p}/" + resource + "/{r}:getIamPolicy", unimplemented)
-        router.add("POST", "/v1/projects/{p}/" + resource + "/{r}:setIamPolicy", unimplemented)
-        router.add(
-            "POST", "/v1/projects/{p}/" + resource + "/{r}:testIamPermissions", unimplemented
-        )
-    router.add("GET", "/v1/projects/{p}/locations", unimplemented)
-    router.add("GET", "/v1/projects/{p}/locations/{rest**}", unimplemented)
-    router.add("POST", "/v1/projects/{p}/locations/{rest**}", unimplemented)
-    router.add("DELETE", "/v1/projects/{p}/locations/{rest**}", unimplemented)
+    router.add(
+        "GET",
+        "/v1/projects/{project}:getConfig",
+        get_config,
+        needs("ml.projects.getConfig", project),
+    )
+    # A prediction reads data, it changes nothing: not in the admin-activity audit log.
+    prediction = Access(predict_permission, predict_target, audited=False)
+    router.add("POST", "/v1/projects/{name**}:predict", predict, prediction)
+    router.add("POST", "/v1/projects/{name**}:explain", unimplemented, prediction)
+    # Locations and the Vizier study service come with later work.
+    locations = needs("ml.locations.list", project, audited=False)
+    router.add("GET", "/v1/projects/{project}/locations", unimplemented, locations)
+    for method in ("GET", "POST", "DELETE"):
+        router.add(method, "/v1/projects/{project}/locations/{rest**}", unimplemented, locations)

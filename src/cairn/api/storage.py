@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 
 from cairn.api.http import Call, Reply, Router, in_thread
+from cairn.api.resources import billed_project, needs
 from cairn.domain.errors import invalid_field
 from cairn.services.platform import Platform
+from cairn.storage.os_errors import disk_errors_reported
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024 * 1024
 
@@ -30,19 +32,30 @@ def register(router: Router, platform: Platform, *, spool_dir: Path) -> None:
             raise invalid_field("uploadType", "Only uploadType=media is supported.")
         bucket = call.params["bucket"]
         uri = f"gs://{bucket}/{name}"
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        handle, spooled = tempfile.mkstemp(dir=spool_dir, prefix="upload-")
+        # Refuse a name that cannot be stored before receiving a body that may be large.
+        await in_thread(storage.object_destination, uri)
+        with disk_errors_reported("the server's upload spool"):
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            handle, spooled = tempfile.mkstemp(dir=spool_dir, prefix="upload-")
         size = 0
         try:
-            with os.fdopen(handle, "wb") as spool:
+            with (
+                disk_errors_reported("the server's upload spool"),
+                os.fdopen(handle, "wb") as spool,
+            ):
                 async for chunk in call.chunks(MAX_UPLOAD_BYTES):
                     spool.write(chunk)
                     size += len(chunk)
-            await in_thread(storage.copy, spooled, uri)
+            await in_thread(storage.put_file, Path(spooled), uri)
         finally:
             Path(spooled).unlink(missing_ok=True)
         return Reply.json(
             {"kind": "storage#object", "bucket": bucket, "name": name, "size": str(size)}
         )
 
-    router.add("POST", "/upload/storage/v1/b/{bucket}/o", upload)
+    router.add(
+        "POST",
+        "/upload/storage/v1/b/{bucket}/o",
+        upload,
+        needs("storage.objects.create", billed_project, body_type=b"*"),
+    )

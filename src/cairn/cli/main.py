@@ -28,6 +28,12 @@ COMMANDS = {
         "cairn.cli.storage", "storage", "Copy, list and read files in local buckets (gs://)."
     ),
     "data": LazyCommand("cairn.cli.data", "data", "Profile, clean, split and prepare datasets."),
+    "auth": LazyCommand("cairn.cli.auth", "auth", "Sign in and manage the CLI's credentials."),
+    "iam": LazyCommand("cairn.cli.iam", "iam", "Manage people, groups and service accounts."),
+    "projects": LazyCommand(
+        "cairn.cli.projects", "projects", "Read and change project IAM policies."
+    ),
+    "logging": LazyCommand("cairn.cli.logging_read", "logging", "Read the audit log."),
 }
 
 

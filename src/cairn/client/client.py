@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cairn.client.credentials import Credential, find_credential
 from cairn.client.errors import error_from_response, error_from_status
 from cairn.domain.errors import ApiError, Code
 
@@ -32,10 +33,19 @@ class CairnClient:
         *,
         timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        credential: Credential | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.project = project
         self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport)
+        self._credential = credential
+
+    @property
+    def credential(self) -> Credential:
+        """The credential requests carry: the one given, else the one found on first use."""
+        if self._credential is None:
+            self._credential = find_credential(self.api_url)
+        return self._credential
 
     def close(self) -> None:
         self._http.close()
@@ -202,7 +212,7 @@ class CairnClient:
         return self._call(
             "POST",
             f"upload/storage/v1/b/{bucket}/o",
-            params={"uploadType": "media", "name": name},
+            params={"uploadType": "media", "name": name, "userProject": self.project},
             content=data,
             headers={"Content-Type": "application/octet-stream"},
         )
@@ -211,6 +221,103 @@ class CairnClient:
         """One batch of a job's log lines: `{"entries": [...], "cursor", "jobState"}`."""
         params = {"cursor": cursor} if cursor else None
         return self._call("GET", f"cairn/v1/{self.project_name}/jobs/{job_id}/logs", params=params)
+
+    # -- access control ------------------------------------------------------------------
+
+    def get_iam_policy(self, resource: str) -> Json:
+        """The IAM policy of `projects/P`, a model, a job or `organizations/cairn`."""
+        if _reads_policy_with_post(resource):
+            return self._call("POST", f"v1/{resource}:getIamPolicy", json={})
+        return self._call("GET", f"v1/{resource}:getIamPolicy")
+
+    def set_iam_policy(self, resource: str, policy: Json) -> Json:
+        return self._call("POST", f"v1/{resource}:setIamPolicy", json={"policy": policy})
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        body = {"permissions": permissions}
+        answer = self._call("POST", f"v1/{resource}:testIamPermissions", json=body)
+        return list(answer.get("permissions") or [])
+
+    def caller(self) -> Json:
+        """Who the server takes this client for: `{"principal", "email"}`."""
+        return self._call("GET", "cairn/v1/auth/principal")
+
+    def create_user(self, email: str, display_name: str | None = None) -> Json:
+        """Returns the user with a one-time `loginCode` to hand over."""
+        body = {"email": email, **({"displayName": display_name} if display_name else {})}
+        return self._call("POST", "cairn/v1/users", json=body)
+
+    def issue_login_code(self, email: str) -> Json:
+        return self._call("POST", f"cairn/v1/users/{email}:issueLoginCode", json={})
+
+    def list_users(self) -> list[Json]:
+        return list(self._call("GET", "cairn/v1/users").get("users") or [])
+
+    def delete_user(self, email: str) -> None:
+        self._call("DELETE", f"cairn/v1/users/{email}")
+
+    def create_group(self, email: str, members: list[str], display_name: str | None = None) -> Json:
+        body: Json = {"email": email, "members": members}
+        if display_name:
+            body["displayName"] = display_name
+        return self._call("POST", "cairn/v1/groups", json=body)
+
+    def modify_group(self, email: str, add: list[str], remove: list[str]) -> Json:
+        body = {"add": add, "remove": remove}
+        return self._call("POST", f"cairn/v1/groups/{email}:modifyMembers", json=body)
+
+    def list_groups(self) -> list[Json]:
+        return list(self._call("GET", "cairn/v1/groups").get("groups") or [])
+
+    def delete_group(self, email: str) -> None:
+        self._call("DELETE", f"cairn/v1/groups/{email}")
+
+    def create_service_account(self, account_id: str, display_name: str | None = None) -> Json:
+        body: Json = {"accountId": account_id}
+        if display_name:
+            body["serviceAccount"] = {"displayName": display_name}
+        return self._call("POST", f"v1/{self.project_name}/serviceAccounts", json=body)
+
+    def list_service_accounts(self) -> list[Json]:
+        path = f"v1/{self.project_name}/serviceAccounts"
+        return list(self._call("GET", path).get("accounts") or [])
+
+    def delete_service_account(self, email: str) -> None:
+        self._call("DELETE", f"v1/{self.project_name}/serviceAccounts/{email}")
+
+    def create_service_account_key(self, email: str) -> Json:
+        """Returns the key with `privateKeyData`: the base64 of a Google key file."""
+        return self._call("POST", f"v1/{self.project_name}/serviceAccounts/{email}/keys", json={})
+
+    def list_service_account_keys(self, email: str) -> list[Json]:
+        path = f"v1/{self.project_name}/serviceAccounts/{email}/keys"
+        return list(self._call("GET", path).get("keys") or [])
+
+    def delete_service_account_key(self, email: str, key_id: str) -> None:
+        self._call("DELETE", f"v1/{self.project_name}/serviceAccounts/{email}/keys/{key_id}")
+
+    def read_audit_log(
+        self, scope: str, filter: str | None = None, *, newest_first: bool = True, limit: int = 100
+    ) -> Iterator[Json]:
+        """Audit entries of `projects/P` or `organizations/cairn`, up to `limit` of them."""
+        body: Json = {
+            "resourceNames": [scope],
+            "orderBy": "timestamp desc" if newest_first else "timestamp asc",
+            "pageSize": min(limit, 100),
+        }
+        if filter:
+            body["filter"] = filter
+        sent = 0
+        while sent < limit:
+            page = self._call("POST", "v2/entries:list", json=body)
+            for entry in page.get("entries") or []:
+                if sent >= limit:
+                    return
+                sent += 1
+                yield entry
+            if not page.get("nextPageToken"):
+                return
+            body["pageToken"] = page["nextPageToken"]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -240,8 +347,33 @@ class CairnClient:
         content: bytes | IO[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Json:
+        response = self._send(method, path, params, json, content, headers)
+        if response.status_code == 401 and self.credential.invalidate():
+            if hasattr(content, "seek"):
+                content.seek(0)  # type: ignore[union-attr]
+            response = self._send(method, path, params, json, content, headers)
+        if response.is_error:
+            raise error_from_response(response)
+        if not response.content:
+            return {}
+        body = response.json()
+        return body if isinstance(body, dict) else {"value": body}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: Json | None,
+        content: bytes | IO[bytes] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        headers = dict(headers or {})
+        token = self.credential.token(self.api_url)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
-            response = self._http.request(
+            return self._http.request(
                 method,
                 "/" + quote(path, safe="/:"),
                 params=params,
@@ -251,12 +383,12 @@ class CairnClient:
             )
         except httpx.TransportError as exc:
             raise _unreachable(self.api_url, exc) from exc
-        if response.is_error:
-            raise error_from_response(response)
-        if not response.content:
-            return {}
-        body = response.json()
-        return body if isinstance(body, dict) else {"value": body}
+
+
+def _reads_policy_with_post(resource: str) -> bool:
+    """Cloud Resource Manager reads policies with POST; ml v1 (models, jobs) with GET."""
+    parts = resource.split("/")
+    return len(parts) == 2
 
 
 def _unreachable(api_url: str, exc: httpx.TransportError) -> ApiError:

@@ -88,6 +88,18 @@ class ApiError(Exception):
         return {"error": body}
 
 
+# Longest text of a request echoed back in an error message: enough to recognise it, while
+# a megabyte-long value still gets a short answer.
+MAX_ECHOED_CHARS = 120
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, shortened when it is long."""
+    if len(value) <= MAX_ECHOED_CHARS:
+        return repr(value)
+    return f"{value[:MAX_ECHOED_CHARS]!r}... ({len(value)} characters)"
+
+
 def invalid_field(field_path: str, description: str) -> ApiError:
     """INVALID_ARGUMENT in AI Platform's `Field: <path> Error: <text>` form."""
     return ApiError(

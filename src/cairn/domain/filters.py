@@ -14,9 +14,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cairn.domain.errors import invalid_field
+from cairn.domain.errors import invalid_field, shown
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+# Bounds that keep parsing cheap and the parser's recursion far from Python's limit: a
+# filter of 5000 '(' once ended in a RecursionError (a 500) instead of a 400.
+MAX_FILTER_CHARS = 8192
+MAX_FILTER_NESTING = 32
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -34,6 +39,8 @@ def parse_filter(text: str | None) -> Predicate:
     """Compile `text` into a predicate over resource documents; empty means match all."""
     if not text or not text.strip():
         return lambda _doc: True
+    if len(text) > MAX_FILTER_CHARS:
+        raise _error(text, f"a filter has at most {MAX_FILTER_CHARS} characters")
     tokens = _tokenize(text)
     parser = _Parser(tokens, text)
     predicate = parser.expression()
@@ -43,15 +50,14 @@ def parse_filter(text: str | None) -> Predicate:
 
 
 def _error(text: str, why: str) -> Exception:
-    return invalid_field("filter", f"Invalid filter '{text}': {why}.")
+    return invalid_field("filter", f"Invalid filter {shown(text)}: {why}.")
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     position = 0
-    while position < len(text):
-        if text[position:].strip() == "":
-            break
+    end = len(text.rstrip())
+    while position < end:
         match = _TOKEN.match(text, position)
         if not match or match.end() == position:
             raise _error(text, f"cannot read from position {position}")
@@ -69,6 +75,7 @@ class _Parser:
         self.tokens = tokens
         self.text = text
         self.position = 0
+        self.depth = 0
 
     def _peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -79,6 +86,16 @@ class _Parser:
             raise _error(self.text, "it ends too early")
         self.position += 1
         return token
+
+    def _nested(self, parse: Callable[[], Predicate]) -> Predicate:
+        """`parse()` one level deeper (a parenthesis or a negation), within the bound."""
+        self.depth += 1
+        if self.depth > MAX_FILTER_NESTING:
+            raise _error(self.text, f"it nests deeper than {MAX_FILTER_NESTING} levels")
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     def expression(self) -> Predicate:
         terms = [self._conjunction()]
@@ -106,7 +123,7 @@ class _Parser:
         token = self._peek()
         if token == ("word", "NOT"):
             self._next()
-            inner = self._unary()
+            inner = self._nested(self._unary)
             return lambda doc: not inner(doc)
         if (
             token is not None
@@ -115,14 +132,14 @@ class _Parser:
             and len(token[1]) > 1
         ):
             self.tokens[self.position] = ("word", token[1][1:])
-            inner = self._unary()
+            inner = self._nested(self._unary)
             return lambda doc: not inner(doc)
         return self._primary()
 
     def _primary(self) -> Predicate:
         kind, value = self._next()
         if kind == "lparen":
-            inner = self.expression()
+            inner = self._nested(self.expression)
             if self._next() != ("rparen", ")"):
                 raise _error(self.text, "a '(' is not closed")
             return inner

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
-from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.errors import ApiError, Code, invalid_field, shown
 from cairn.domain.names import check_id
 from cairn.domain.wire import Int32, Int64, Message, Timestamp
 
@@ -41,7 +42,21 @@ DataFormat = Literal[
     "DATA_FORMAT_UNSPECIFIED", "JSON", "TEXT", "TF_RECORD", "TF_RECORD_GZIP", "CSV", "FILE_LIST"
 ]
 
-_DURATION = re.compile(r"^\d+(\.\d{1,9})?s$")
+# Replicas besides the master that AI Platform runs for its predefined scale tiers:
+# (workers, parameter servers).
+TIER_REPLICAS: dict[str, tuple[int, int]] = {
+    "BASIC": (0, 0),
+    "BASIC_GPU": (0, 0),
+    "STANDARD_1": (4, 3),
+    "PREMIUM_1": (19, 11),
+}
+# Largest training input (as JSON) a job may have: each replica's TF_CONFIG carries it, and
+# leaves room below Linux's 128 KiB limit for the cluster's addresses.
+MAX_TRAINING_INPUT_BYTES = 64 * 1024
+# Replica processes one job may ask for, master included (Settings.max_replicas).
+DEFAULT_MAX_REPLICAS = 64
+
+_DURATION = re.compile(r"[0-9]+(\.[0-9]{1,9})?s")
 
 
 class AcceleratorConfig(Message):
@@ -228,7 +243,7 @@ def validate_new_job(job: Job) -> None:
     check_id(job.job_id, "job.job_id")
     if (job.training_input is None) == (job.prediction_input is None):
         raise invalid_field("job", "Exactly one of trainingInput and predictionInput must be set.")
-    _check_labels(job.labels, "job.labels")
+    check_labels(job.labels, "job.labels")
     if job.training_input is not None:
         validate_training_input(job.training_input)
     if job.prediction_input is not None:
@@ -254,16 +269,45 @@ def validate_training_input(spec: TrainingInput) -> None:
             raise invalid_field(
                 f"{path}.python_module", "A Python module (e.g. trainer.task) is required."
             )
+        if not all(part.isidentifier() for part in spec.python_module.split(".")):
+            raise invalid_field(
+                f"{path}.python_module",
+                f"{shown(spec.python_module)} is not a Python module name like trainer.task.",
+            )
     _check_cluster(spec, path)
     if spec.scheduling is not None:
         for name in ("max_running_time", "max_wait_time"):
             value = getattr(spec.scheduling, name)
-            if value is not None and not _DURATION.match(value):
+            if value is not None and (
+                not _DURATION.fullmatch(value) or float(value.removesuffix("s")) <= 0
+            ):
                 raise invalid_field(
-                    f"{path}.scheduling.{name}", f"'{value}' is not a duration like '7200s'."
+                    f"{path}.scheduling.{name}",
+                    f"{shown(value)} is not a positive duration like '7200s'.",
                 )
     if spec.hyperparameters is not None:
         validate_hyperparameters(spec.hyperparameters, f"{path}.hyperparameters")
+    _check_launchable(spec, path)
+
+
+def _check_launchable(spec: TrainingInput, path: str) -> None:
+    """Refuse what no replica process could be started with, rather than fail at launch."""
+    for index, arg in enumerate(spec.args or []):
+        if "\x00" in arg:
+            raise invalid_field(
+                f"{path}.args[{index}]",
+                "Arguments cannot hold NUL characters: a process cannot receive them.",
+            )
+    # Every replica gets the whole training input in TF_CONFIG, and Linux limits one
+    # environment variable to 128 KiB (MAX_ARG_STRLEN); json.dumps is how it is written.
+    size = len(json.dumps(spec.to_json()))
+    if size > MAX_TRAINING_INPUT_BYTES:
+        raise invalid_field(
+            path,
+            f"The training input is {size} bytes as JSON; at most {MAX_TRAINING_INPUT_BYTES} "
+            "fit, since every replica receives it in TF_CONFIG. Pass long inputs in a file "
+            "(gs://...) instead of in args.",
+        )
 
 
 def _check_cluster(spec: TrainingInput, path: str) -> None:
@@ -385,39 +429,60 @@ def validate_prediction_input(spec: PredictionInput) -> None:
         raise invalid_field(f"{path}.region", "A region is required (for example us-central1).")
 
 
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+# Google's label rules: at most 64 per resource, keys 1-63 characters starting with a
+# letter, values 0-63 characters.
+MAX_LABELS = 64
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
 
-def _check_labels(labels: dict[str, str] | None, path: str) -> None:
+def check_labels(labels: dict[str, str] | None, path: str) -> None:
+    if labels and len(labels) > MAX_LABELS:
+        raise invalid_field(
+            path, f"A resource has at most {MAX_LABELS} labels; {len(labels)} were given."
+        )
     for key, value in (labels or {}).items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             raise invalid_field(
                 path,
-                f"Label key '{key}' is invalid: use lowercase letters, digits, '_' and '-', "
+                f"Label key {shown(key)} is invalid: use lowercase letters, digits, '_' and '-', "
                 "starting with a letter, at most 63 characters.",
             )
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise invalid_field(
                 path,
-                f"Label value '{value}' is invalid: use lowercase letters, digits, '_' and '-', "
-                "at most 63 characters.",
+                f"Label value {shown(value)} is invalid: use lowercase letters, digits, '_' and "
+                "'-', at most 63 characters.",
             )
 
 
-check_labels = _check_labels
+def check_replica_limit(spec: TrainingInput, max_replicas: int) -> None:
+    """Refuse a cluster larger than this server runs (`CAIRN_MAX_REPLICAS`, master included).
 
-
-def replica_count(spec: TrainingInput) -> int:
-    """How many processes the job's cluster has (master included)."""
-    if (spec.scale_tier or "BASIC") != "CUSTOM":
-        return 1
-    return (
-        1
-        + (spec.worker_count or 0)
-        + (spec.parameter_server_count or 0)
-        + (spec.evaluator_count or 0)
-    )
+    Every replica is a process with a port of its own, and TF_CONFIG lists them all in each
+    replica's environment: a huge count would stall the create request looking for ports and
+    then fail at launch (E2BIG), so it is refused here, naming the field to change.
+    """
+    path = "job.training_input"
+    tier = spec.scale_tier or "BASIC"
+    if tier == "CUSTOM":
+        counts = {
+            "worker_count": spec.worker_count or 0,
+            "parameter_server_count": spec.parameter_server_count or 0,
+            "evaluator_count": spec.evaluator_count or 0,
+        }
+        # Name the count that contributes most: the one to lower.
+        field = f"{path}.{max(counts, key=lambda name: counts[name])}"
+        total = 1 + sum(counts.values())
+    else:
+        field = f"{path}.scale_tier"
+        total = 1 + sum(TIER_REPLICAS.get(tier, (0, 0)))
+    if total > max_replicas:
+        raise invalid_field(
+            field,
+            f"This server runs at most {max_replicas} replicas per job, master included "
+            f"(CAIRN_MAX_REPLICAS); this job asks for {total}.",
+        )
 
 
 def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
@@ -432,5 +497,11 @@ def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
         return ApiError(
             Code.UNIMPLEMENTED,
             "Hyperparameter tuning (trainingInput.hyperparameters) is not built in Cairn yet.",
+        )
+    if spec.scale_tier == "BASIC_TPU":
+        return ApiError(
+            Code.UNIMPLEMENTED,
+            "scaleTier BASIC_TPU is not built in Cairn (there are no Cloud TPUs here); "
+            "use BASIC, BASIC_GPU or CUSTOM.",
         )
     return None

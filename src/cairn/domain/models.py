@@ -127,15 +127,30 @@ class Model(Message):
     etag: str | None = None
 
 
+# Longest description of a model or version: a few pages of text, like Google's limit.
+MAX_DESCRIPTION_CHARS = 8192
+
+
+def check_description(description: str | None, field_path: str) -> None:
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        raise invalid_field(
+            field_path,
+            f"A description has at most {MAX_DESCRIPTION_CHARS} characters; this one has "
+            f"{len(description)}.",
+        )
+
+
 def validate_new_model(model: Model) -> None:
     check_id(model.name, "model.name")
     if model.regions is not None and len(model.regions) > 1:
         raise invalid_field("model.regions", "A model must have exactly one region.")
+    check_description(model.description, "model.description")
     check_labels(model.labels, "model.labels")
 
 
 def validate_new_version(version: Version) -> None:
     check_id(version.name, "version.name")
+    check_description(version.description, "version.description")
     check_labels(version.labels, "version.labels")
     if version.container is not None:
         raise ApiError(

@@ -5,30 +5,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cairn.domain.errors import invalid_field
+from cairn.domain.errors import invalid_field, shown
 
-# Letters, digits and underscores; starts with a letter; at most 128 characters.
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+# Letters, digits and underscores; starts with a letter; at most 128 characters. Checked
+# with fullmatch: `$` would also accept a trailing newline ("nl\n" made unreachable models).
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 # Project ids are looser (Google allows hyphens); refuse only what cannot be a path segment.
-_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
 def check_id(value: str | None, field_path: str) -> str:
     """Return `value` if it is a valid job/model/version id, else raise INVALID_ARGUMENT."""
     if not value:
         raise invalid_field(field_path, "A name is required.")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise invalid_field(
             field_path,
-            f"'{value}' is not a valid name: use letters, digits and underscores, "
+            f"{shown(value)} is not a valid name: use letters, digits and underscores, "
             "start with a letter, at most 128 characters.",
         )
     return value
 
 
 def check_project(value: str) -> str:
-    if not _PROJECT.match(value):
-        raise invalid_field("name", f"'{value}' is not a valid project id.")
+    if not _PROJECT.fullmatch(value):
+        raise invalid_field("name", f"{shown(value)} is not a valid project id.")
     return value
 
 
@@ -97,7 +98,7 @@ def parse_model_or_version(name: str) -> ModelName | VersionName:
         )
     raise invalid_field(
         "name",
-        f"'{name}' is neither projects/PROJECT/models/MODEL nor "
+        f"{shown(name)} is neither projects/PROJECT/models/MODEL nor "
         "projects/PROJECT/models/MODEL/versions/VERSION.",
     )
 

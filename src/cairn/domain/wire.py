@@ -20,31 +20,41 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from cairn.domain.errors import ApiError, Code, FieldViolation
+from cairn.domain.errors import ApiError, Code, FieldViolation, shown
 
 
-def _parse_int64(value: Any) -> Any:
+def _whole_number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected an integer")
     if isinstance(value, str):
         try:
             return int(value.strip())
         except ValueError:
-            raise ValueError(f"'{value}' is not an integer") from None
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{value} is not an integer")
+            raise ValueError(f"{shown(value)} is not an integer") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{value} is not an integer")
+        return int(value)
     return value
 
 
-def _parse_int32(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("expected an integer")
-    return _parse_int64(value)
+def _in_range(bits: int) -> Any:
+    """A parser of whole numbers that fit a signed integer of `bits` bits, like proto's."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def parse(value: Any) -> Any:
+        number = _whole_number(value)
+        # A larger number could never be stored or rendered (JSON encoders stop at 64 bits).
+        if isinstance(number, int) and not low <= number <= high:
+            raise ValueError(f"{number} is out of range for int{bits}")
+        return number
+
+    return parse
 
 
 # int64 travels as a JSON string; int32 as a number (both accept either on input).
-Int64 = Annotated[int, BeforeValidator(_parse_int64), PlainSerializer(str, when_used="json")]
-Int32 = Annotated[int, BeforeValidator(_parse_int32)]
+Int64 = Annotated[int, BeforeValidator(_in_range(64)), PlainSerializer(str, when_used="json")]
+Int32 = Annotated[int, BeforeValidator(_in_range(32))]
 
 
 def format_timestamp(value: datetime) -> str:
@@ -158,7 +168,7 @@ def validation_error(exc: ValidationError, root: str) -> ApiError:
         else:
             detail = error["msg"].removeprefix("Value error, ")
             if "input" in error and error["type"].endswith(("literal_error", "enum")):
-                detail = f"Invalid value '{error['input']}'. {detail}"
+                detail = f"Invalid value {shown(str(error['input']))}. {detail}"
             text = f"Invalid value at '{field}': {detail}"
             violations.append(FieldViolation(field, detail))
         messages.append(text)

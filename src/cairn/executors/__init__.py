@@ -10,15 +10,27 @@ from cairn.executors.base import (
 )
 from cairn.executors.local import LocalProcessExecutor
 from cairn.executors.process_tree import is_running, terminate_tree
+from cairn.executors.run_as import (
+    DEFAULT_RUNNER_USER,
+    RunAs,
+    RunAsError,
+    ensure_user,
+    user_code_environment,
+)
 
 __all__ = [
     "DEFAULT_GRACE_S",
+    "DEFAULT_RUNNER_USER",
     "Executor",
     "LaunchSpec",
     "LocalProcessExecutor",
     "ReplicaLost",
     "ReplicaProcess",
     "ReplicaRecord",
+    "RunAs",
+    "RunAsError",
+    "ensure_user",
     "is_running",
     "terminate_tree",
+    "user_code_environment",
 ]

@@ -7,6 +7,7 @@ server reads it whenever it looks.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -19,9 +20,22 @@ def write_exit_status(path: Path, code: int) -> None:
 
 
 def read_exit_status(path: Path) -> int | None:
-    """The recorded exit code, or None while the replica has not ended."""
+    """The recorded exit code, or None while the replica has not ended.
+
+    The exit directory is writable by user code, so a symlink planted there is refused
+    (never followed by the server) and anything that is not a number counts as no status.
+    """
     try:
-        text = path.read_text().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    return int(text) if text else None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        text = handle.read(32).strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None

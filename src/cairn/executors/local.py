@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from cairn.executors.acl import READ, SEARCH, WRITE
 from cairn.executors.base import (
     DEFAULT_GRACE_S,
     Executor,
@@ -19,6 +20,7 @@ from cairn.executors.base import (
 )
 from cairn.executors.exit_status import read_exit_status
 from cairn.executors.process_tree import group_members, is_running, terminate_tree
+from cairn.executors.run_as import RunAs
 
 # After the wrapper is gone, how long to wait for its exit file before calling it lost
 # (the file is written before the wrapper exits, so this only covers slow filesystems).
@@ -93,13 +95,24 @@ class LocalProcess(ReplicaProcess):
 
 
 class LocalProcessExecutor(Executor):
-    """Runs each replica as a child process tree on this machine."""
+    """Runs each replica as a child process tree on this machine.
+
+    With `run_as`, the replica (its wrapper included) runs as that user, who may write only
+    its working directory, its exit file and its two log files: the directories holding the
+    logs stay the server's, so user code can never swap a log for a link to a secret that
+    the server would then read back to the API.
+    """
+
+    def __init__(self, run_as: RunAs | None = None) -> None:
+        self._run_as = run_as
 
     def launch(self, spec: LaunchSpec) -> LocalProcess:
         for path in (spec.log_path, spec.stderr_path, spec.exit_path):
             path.parent.mkdir(parents=True, exist_ok=True)
         spec.exit_path.unlink(missing_ok=True)
         spec.cwd.mkdir(parents=True, exist_ok=True)
+        if self._run_as is not None:
+            self._share_with_replica(spec, self._run_as)
         popen = subprocess.Popen(
             shim_argv(spec),
             cwd=spec.cwd,
@@ -108,6 +121,7 @@ class LocalProcessExecutor(Executor):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            **(self._run_as.popen_options() if self._run_as is not None else {}),
         )
         try:
             create_time = psutil.Process(popen.pid).create_time()
@@ -122,6 +136,15 @@ class LocalProcessExecutor(Executor):
             exit_path=str(spec.exit_path),
         )
         return LocalProcess(record, popen)
+
+    @staticmethod
+    def _share_with_replica(spec: LaunchSpec, run_as: RunAs) -> None:
+        run_as.open_the_way()
+        for directory in (spec.cwd, spec.exit_path.parent):
+            run_as.grant(directory, READ | WRITE | SEARCH, inherit=True)
+        for log in (spec.log_path, spec.stderr_path):
+            log.touch()
+            run_as.grant(log, READ | WRITE)
 
     def adopt(self, record: ReplicaRecord) -> LocalProcess | None:
         ended = read_exit_status(Path(record.exit_path)) is not None

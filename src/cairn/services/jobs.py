@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from cairn.domain.errors import ApiError, Code, already_exists, failed_precondition, invalid_field
 from cairn.domain.jobs import (
     ACTIVE_STATES,
+    DEFAULT_MAX_REPLICAS,
     OUTPUT_ONLY_JOB_FIELDS,
     TERMINAL_STATES,
     Job,
+    TrainingInput,
     check_labels,
+    check_replica_limit,
     unsupported_training_features,
     validate_new_job,
 )
@@ -27,6 +31,7 @@ from cairn.domain.names import JobName, check_id, check_project
 from cairn.domain.wire import format_timestamp, now
 from cairn.services.projects import ProjectService
 from cairn.services.records import ListRequest, list_page, new_etag, public
+from cairn.services.request_paths import RequestPaths
 from cairn.store import DuplicateKeyError, EtagMismatchError
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class Runner(Protocol):
         *,
         on_state: Callable[[str], None],
         on_finished: Callable[[Any], None],
+        extra_env: Mapping[str, str] | None = None,
     ) -> None: ...
 
     def cancel(self, project: str, job_id: str) -> None: ...
@@ -65,7 +71,17 @@ class Runner(Protocol):
         *,
         on_state: Callable[[str], None],
         on_finished: Callable[[Any], None],
-    ) -> bool: ...
+        extra_env: Mapping[str, str] | None = None,
+    ) -> bool:
+        """True: the runner took charge (re-adopted, or judged how the run ended while the
+        server was down) and `on_finished` follows; False: nothing was launched."""
+        ...
+
+    def write_job_file(self, project: str, job_id: str, name: str, data: bytes) -> Path:
+        """A file in the job's directory that only the job's replicas can read (0600)."""
+        ...
+
+    def remove_job_file(self, project: str, job_id: str, name: str) -> None: ...
 
     def read_logs(
         self, project: str, job_id: str, cursor: str | None
@@ -82,11 +98,15 @@ class JobService:
         runner: Runner,
         *,
         max_running_jobs: int = 4,
+        max_replicas: int = DEFAULT_MAX_REPLICAS,
+        paths: RequestPaths | None = None,
     ) -> None:
         self._repo = repo
         self._projects = projects
         self._runner = runner
         self._max_running = max(1, max_running_jobs)
+        self._max_replicas = max_replicas
+        self._paths = paths or RequestPaths()
         self._lock = threading.Lock()
         self._queue: deque[tuple[str, str]] = deque()
         self._running: set[tuple[str, str]] = set()
@@ -105,6 +125,10 @@ class JobService:
                 "Batch prediction jobs (predictionInput) are not built in Cairn yet.",
             )
         assert job.training_input is not None
+        # Everything the runner will launch is checked here, in the request: a job that
+        # could never start is refused, not queued to fail.
+        check_replica_limit(job.training_input, self._max_replicas)
+        self._check_paths(job.training_input)
         if (unsupported := unsupported_training_features(job.training_input)) is not None:
             raise unsupported
         job.state = "QUEUED"
@@ -120,6 +144,15 @@ class JobService:
             ) from None
         self._enqueue(key)
         return self.get(project, str(job.job_id))
+
+    def _check_paths(self, spec: TrainingInput) -> None:
+        path = "job.training_input"
+        for index, uri in enumerate(spec.package_uris or []):
+            self._paths.check_location(uri, f"{path}.package_uris[{index}]")
+        if spec.job_dir:
+            self._paths.check_location(spec.job_dir, f"{path}.job_dir")
+        for index, arg in enumerate(spec.args or []):
+            self._paths.check_trainer_arg(arg, f"{path}.args[{index}]")
 
     def get(self, project: str, job_id: str) -> dict[str, Any]:
         check_project(project)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.domain.errors import ApiError, Code, already_exists, failed_precondition, invalid_field
-from cairn.domain.models import Model, check_labels, validate_new_model
+from cairn.domain.models import Model, check_description, check_labels, validate_new_model
 from cairn.domain.names import ModelName, check_id, check_project
 from cairn.domain.operations import EMPTY_TYPE, MODEL_TYPE
 from cairn.services.operations import OperationService, operation_id
@@ -101,6 +101,7 @@ class ModelService:
             if path not in PATCHABLE:
                 raise invalid_field("update_mask", f"'{path}' cannot be updated on a model.")
         check_labels(patch.labels, "model.labels")
+        check_description(patch.description, "model.description")
         new_default = self._new_default(project, model, patch) if _names_default(paths) else None
         op_id = operation_id("update", model)
         op = self._operations.begin(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cairn.domain.jobs import DEFAULT_MAX_REPLICAS
+from cairn.services.access import AccessService
+from cairn.services.identity import IdentityService
 from cairn.services.jobs import JobService, Runner
 from cairn.services.models import ModelService
 from cairn.services.operations import OperationService
 from cairn.services.predictions import PredictionService
 from cairn.services.projects import ProjectService
+from cairn.services.request_paths import RequestPaths
 from cairn.services.versions import VersionService
 
 
@@ -23,6 +28,8 @@ class Platform:
     operations: OperationService
     predictions: PredictionService
     storage: Any
+    access: AccessService
+    identity: IdentityService
 
     def start(self) -> None:
         """Recover what a previous run left: jobs, versions, then serve."""
@@ -43,17 +50,46 @@ def build_platform(
     models_root: Path,
     max_running_jobs: int = 4,
     max_nodes_per_version: int = 8,
+    max_replicas: int = DEFAULT_MAX_REPLICAS,
+    local_roots: Sequence[Path] = (),
+    access_token_seconds: int = 3600,
 ) -> Platform:
+    paths = RequestPaths(local_roots)
     projects = ProjectService(store.runtime)
+    access = AccessService(store.policies, store.principals, store.audit)
     operations = OperationService(store.operations, projects)
     models = ModelService(store.models, store.versions, projects, operations)
-    versions = VersionService(store.versions, models, operations, serving, storage, models_root)
+    versions = VersionService(
+        store.versions,
+        models,
+        operations,
+        serving,
+        storage,
+        models_root,
+        max_nodes=max_nodes_per_version,
+        paths=paths,
+    )
+    jobs = JobService(
+        store.jobs,
+        projects,
+        runner,
+        max_running_jobs=max_running_jobs,
+        max_replicas=max_replicas,
+        paths=paths,
+    )
     return Platform(
         projects=projects,
-        jobs=JobService(store.jobs, projects, runner, max_running_jobs=max_running_jobs),
+        jobs=jobs,
         models=models,
         versions=versions,
         operations=operations,
         predictions=PredictionService(serving, models, versions),
         storage=storage,
+        access=access,
+        identity=IdentityService(
+            store.principals,
+            store.credentials,
+            access,
+            access_token_seconds=access_token_seconds,
+        ),
     )

@@ -25,6 +25,7 @@ class PagedRepository(Protocol):
         after: str | None = None,
         limit: int = 100,
         states: Any = None,
+        newest_first: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
@@ -62,6 +63,7 @@ def list_page(
     *,
     collection: str,
     render: Callable[[dict[str, Any]], dict[str, Any]] = public,
+    newest_first: bool = False,
 ) -> dict[str, Any]:
     """One page of a list response, filtered, in creation order.
 
@@ -74,7 +76,9 @@ def list_page(
     cursor = request.page_token or None
     found: list[dict[str, Any]] = []
     while len(found) < size:
-        docs, cursor = repo.page(parent, after=cursor, limit=size - len(found))
+        docs, cursor = repo.page(
+            parent, after=cursor, limit=size - len(found), newest_first=newest_first
+        )
         found.extend(render(doc) for doc in docs if matches(public(doc)))
         if cursor is None:
             break

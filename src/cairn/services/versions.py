@@ -26,6 +26,7 @@ from cairn.domain.models import (
     ManualScaling,
     RequestLoggingConfig,
     Version,
+    check_description,
     check_labels,
     serving_nodes,
     validate_new_version,
@@ -37,6 +38,7 @@ from cairn.domain.wire import now
 from cairn.services.models import DEFAULT_VERSION_KEY, ModelService
 from cairn.services.operations import OperationService, operation_id
 from cairn.services.records import ListRequest, list_page, new_etag, public
+from cairn.services.request_paths import RequestPaths
 from cairn.store import DuplicateKeyError
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class VersionService:
         *,
         max_nodes: int = 8,
         workers: int = 4,
+        paths: RequestPaths | None = None,
     ) -> None:
         self.repo = versions
         self._models = models
@@ -101,6 +104,7 @@ class VersionService:
         self._storage = storage
         self._models_root = models_root
         self._max_nodes = max_nodes
+        self._paths = paths or RequestPaths()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy")
         self._loading: dict[str, Future[None]] = {}
         self.on_change: list[Any] = []
@@ -112,6 +116,11 @@ class VersionService:
         version = Version.parse(body, "version")
         for name in OUTPUT_ONLY_VERSION_FIELDS:
             setattr(version, name, None)
+        # The server copies what deploymentUri names: only Cairn's storage (or an allowed root).
+        if version.deployment_uri:
+            self._paths.check_location(version.deployment_uri, "version.deployment_uri")
+        for index, uri in enumerate(version.package_uris or []):
+            self._paths.check_location(uri, f"version.package_uris[{index}]")
         validate_new_version(version)
         self._check_node_count(version)
         uri = str(version.deployment_uri)
@@ -224,6 +233,7 @@ class VersionService:
                     f"'{path}' cannot be updated; updatable: {', '.join(sorted(PATCHABLE))}.",
                 )
         check_labels(patch.labels, "version.labels")
+        check_description(patch.description, "version.description")
         rescale = bool(SCALING_PATHS & set(paths))
         op_id = operation_id("update", model, version)
         op_name = f"projects/{project}/operations/{op_id}"

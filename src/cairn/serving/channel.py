@@ -7,6 +7,8 @@ all the per-request work the server does; parsing and prediction happen in the n
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -42,15 +44,23 @@ class NodeChannel(asyncio.Protocol):
         self.on_timeout = on_timeout
         self._next_id = 0
         self._watchdog: asyncio.TimerHandle | None = None
+        self._probe: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._watchdog = self.loop.call_later(_WATCH_EVERY_S, self._expire_old_requests)
+        # A handle of our own on the connection's socket, to peek at it (`peer_gone`); the
+        # transport's socket object cannot receive under uvloop.
+        transport_socket = transport.get_extra_info("socket")
+        if transport_socket is not None:
+            self._probe = socket.socket(fileno=os.dup(transport_socket.fileno()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._probe is not None:
+            self._probe.close()
         pending, self.pending = self.pending, {}
         for future, _ in pending.values():
             if not future.done():
@@ -81,6 +91,20 @@ class NodeChannel(asyncio.Protocol):
                 self.transport.close()
             return
         self._watchdog = self.loop.call_later(_WATCH_EVERY_S, self._expire_old_requests)
+
+    def peer_gone(self) -> bool:
+        """True when the connection is closed, or the node hung up without the loop having
+        noticed yet: a node killed a moment ago must not take a request sent after its death
+        down with it, so the caller reconnects (to its restart) instead of sending here."""
+        if self.closed or self._probe is None:
+            return self.closed
+        try:
+            peeked = self._probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False  # open, nothing to read: the node is there
+        except OSError:
+            return True  # reset by the peer
+        return peeked == b""  # end of file: the node closed its end
 
     def request(self, kind: int, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
         """Send one frame; the future gives (HTTP status, JSON body) or raises NodeGone."""

@@ -141,7 +141,7 @@ class ServingManager:
             raise not_found(f"Version {key}")
         node = _least_busy(deployment.nodes)
         channel = node.channel
-        if channel is None or channel.closed or channel.loop is not asyncio.get_running_loop():
+        if not _usable(channel, asyncio.get_running_loop()):
             connected = await self._connect(deployment, node)
             if isinstance(connected, tuple):
                 return connected
@@ -173,8 +173,10 @@ class ServingManager:
             lock = deployment.connect_locks[id(loop)] = asyncio.Lock()
         async with lock:
             channel = node.channel
-            if channel is not None and not channel.closed and channel.loop is loop:
+            if _usable(channel, loop):
                 return channel  # type: ignore[no-any-return]
+            if channel is not None and channel.loop is loop:
+                channel.close()  # its node is gone; requests in flight on it fail with it
             deadline = time.monotonic() + self.restart_wait_s
             while True:
                 if node.stopping:
@@ -224,6 +226,11 @@ class ServingManager:
         self.run_root.mkdir(parents=True, exist_ok=True)
         self._owns_socket_dir = True
         return Path(tempfile.mkdtemp(prefix="cairn-serving-"))
+
+
+def _usable(channel: NodeChannel | None, loop: asyncio.AbstractEventLoop) -> bool:
+    """A connection of this event loop to a node that is still there."""
+    return channel is not None and channel.loop is loop and not channel.peer_gone()
 
 
 def _least_busy(nodes: list[NodeProcess]) -> NodeProcess:

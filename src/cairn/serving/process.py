@@ -1,7 +1,8 @@
 """One prediction node's OS process: start, handshake, warm-up, restart after a crash, stop.
 
 The server keeps the write end of each node's stdin; the node exits when it reads EOF, so
-nodes die with the server even after SIGKILL. A supervisor thread restarts a node that
+nodes die with the server even after SIGKILL. With `run_as` the node runs as that
+unprivileged user: loading a pickle runs user code. A supervisor thread restarts a node that
 exits while it should be serving; requests wait for the restart instead of failing.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 import cairn
+from cairn.executors import RunAs, user_code_environment
 from cairn.serving.framing import HEADER, PING, PREDICT, encode_frame
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,15 @@ class NodeProcess:
         socket_path: Path,
         log_path: Path,
         load_timeout_s: float,
+        run_as: RunAs | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.framework = framework
         self.socket_path = socket_path
         self.log_path = log_path
         self.load_timeout_s = load_timeout_s
+        # The user the node runs as (None: the server's): the model is user code.
+        self.run_as = run_as
         self.process: subprocess.Popen[bytes] | None = None
         self.ready = False
         self.stopping = False
@@ -126,6 +131,8 @@ class NodeProcess:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            self.run_as.open_the_way()
         read_fd, write_fd = os.pipe()
         try:
             with self.log_path.open("ab") as log_file:
@@ -136,7 +143,8 @@ class NodeProcess:
                     stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,),
                     start_new_session=True,
-                    env=_node_environment(),
+                    env=_node_environment(self.run_as),
+                    **(self.run_as.popen_options() if self.run_as is not None else {}),
                 )
         except BaseException:
             os.close(read_fd)
@@ -218,8 +226,10 @@ class NodeProcess:
                 return
 
 
-def _node_environment() -> dict[str, str]:
-    env = dict(os.environ)
+def _node_environment(run_as: RunAs | None) -> dict[str, str]:
+    env = user_code_environment()
+    if run_as is not None:
+        env = run_as.environment(env)
     source_root = str(Path(cairn.__file__).resolve().parents[1])
     paths = [source_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

@@ -16,7 +16,7 @@ from typing import IO, Any
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from cairn.domain.errors import ApiError, Code
+from cairn.domain.errors import ApiError, Code, shown
 from cairn.storage.copying import (
     CopyStep,
     SourceMatch,
@@ -27,6 +27,7 @@ from cairn.storage.copying import (
 )
 from cairn.storage.listing import Entry, children, expand, stat, walk_files
 from cairn.storage.locations import Location
+from cairn.storage.os_errors import disk_errors_reported, storage_error
 from cairn.storage.uris import (
     BucketUri,
     check_bucket_name,
@@ -128,12 +129,15 @@ class BucketStorage:
                     Code.FAILED_PRECONDITION,
                     f"Cannot write {location.display()}: part of its path is a file.",
                 ) from error
+            except OSError as error:
+                raise storage_error(error, location.display()) from error
         elif found is None:
             raise ApiError(
                 Code.NOT_FOUND,
                 f"{location.display()} not found. List what exists with `cairn storage ls`.",
             )
-        handle: IO[Any] = location.fs.open(location.path, mode)
+        with disk_errors_reported(location.display()):
+            handle: IO[Any] = location.fs.open(location.path, mode)
         return handle
 
     def read_bytes(self, uri: str) -> bytes:
@@ -168,7 +172,8 @@ class BucketStorage:
         bucket_dir = self.root / parsed.bucket
         if bucket_dir.exists():
             raise ApiError(Code.ALREADY_EXISTS, f"Bucket gs://{parsed.bucket}/ already exists.")
-        bucket_dir.mkdir(parents=True)
+        with disk_errors_reported(f"gs://{parsed.bucket}/"):
+            bucket_dir.mkdir(parents=True)
         return f"gs://{parsed.bucket}/"
 
     def ls_entries(self, uri: str, recursive: bool = False) -> list[Entry]:
@@ -216,6 +221,50 @@ class BucketStorage:
         matches = [self._match(source) for source in sources]
         return plan_copy(matches, destination, dir_syntax, recursive)
 
+    def object_destination(self, uri: str) -> Location:
+        """Where the object `uri` is written by `put_file`, checked before any byte is sent.
+
+        A local disk cannot hold both `a` and `a/b`, which Cloud Storage can: a name taken
+        by a folder, or one below an existing object, is refused.
+        """
+        location = self.locate(uri)
+        parsed = location.bucket_uri
+        if parsed is None or not parsed.key or parsed.trailing_slash:
+            raise ApiError(
+                Code.INVALID_ARGUMENT,
+                f"{shown(uri)} names a bucket or a folder; give an object name such as "
+                "gs://BUCKET/dir/file.",
+            )
+        with disk_errors_reported(location.display()):
+            found = stat(location)
+            if found is not None and found.is_dir:
+                raise ApiError(
+                    Code.FAILED_PRECONDITION,
+                    f"Cannot write {location.display()}: a folder of that name holds other "
+                    "objects. Choose another name or remove the folder first.",
+                )
+            bucket_dir = self.root / parsed.bucket
+            # Every folder between the bucket and the object (the last parent is '.').
+            for parent in location.local.relative_to(bucket_dir).parents[:-1]:
+                if (bucket_dir / parent).is_file():
+                    raise ApiError(
+                        Code.FAILED_PRECONDITION,
+                        f"Cannot write {location.display()}: gs://{parsed.bucket}/"
+                        f"{parent.as_posix()} is an object, so it cannot also be a folder. "
+                        "Choose another name.",
+                    )
+        return location
+
+    def put_file(self, local_file: Path, uri: str) -> str:
+        """Store `local_file` as exactly the object `uri` (an upload); returns the URI.
+
+        Unlike `copy`, a destination that is a folder is refused, never written into.
+        """
+        destination = self.object_destination(uri)
+        source = self._local_location(Path(local_file))
+        copy_file(CopyStep(source, destination, Path(local_file).stat().st_size))
+        return destination.display()
+
     def copy_step(self, step: CopyStep) -> str:
         """Carry out one planned step; returns the destination written."""
         copy_file(step)
@@ -239,12 +288,13 @@ class BucketStorage:
         removed: list[str] = []
         for entry in match.entries:
             location = entry.location
-            if entry.is_dir:
-                removed.extend(found.display() for found in walk_files(location))
-                location.fs.rm(location.path, recursive=True)
-            else:
-                location.fs.rm_file(location.path)
-                removed.append(entry.display())
+            with disk_errors_reported(entry.display()):
+                if entry.is_dir:
+                    removed.extend(found.display() for found in walk_files(location))
+                    location.fs.rm(location.path, recursive=True)
+                else:
+                    location.fs.rm_file(location.path)
+                    removed.append(entry.display())
             _prune_empty_parents(location)
         return removed
 
@@ -256,7 +306,8 @@ class BucketStorage:
                 Code.NOT_FOUND, f"{uri} not found. Check it with `cairn storage ls {uri}`."
             )
         dest_dir = Path(dest_dir).expanduser().resolve()
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        with disk_errors_reported(str(dest_dir)):
+            dest_dir.mkdir(parents=True, exist_ok=True)
         destination = self._local_location(dest_dir)
         if source.is_dir:
             steps = tree_steps(source, destination)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cairn.domain.errors import ApiError, Code
 from cairn.storage.listing import PARTIAL_PREFIX, Entry, relative_path, stat, walk_files
 from cairn.storage.locations import Location
+from cairn.storage.os_errors import disk_errors_reported
 
 _CHUNK_BYTES = 1024 * 1024
 
@@ -79,6 +80,11 @@ def plan_copy(
 
 def copy_file(step: CopyStep) -> None:
     """Copy one file through a temporary sibling, creating parent directories."""
+    with disk_errors_reported(step.destination.display()):
+        _copy_through_temporary(step)
+
+
+def _copy_through_temporary(step: CopyStep) -> None:
     destination = step.destination
     parent = destination.path.rsplit("/", 1)[0]
     temporary = f"{parent}/{PARTIAL_PREFIX}{uuid.uuid4().hex}"

@@ -12,10 +12,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from cairn.domain.errors import ApiError, Code
+from cairn.domain.errors import ApiError, Code, shown
 
 BUCKET_SCHEMES = ("gs", "s3")
 MAX_OBJECT_NAME_BYTES = 1024  # Cloud Storage's limit on an object name
+# Each part between slashes becomes a file or directory name on the local disk, and file
+# systems refuse names longer than this (NAME_MAX).
+MAX_NAME_PART_BYTES = 255
 WILDCARD_CHARACTERS = frozenset("*?[")
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
@@ -66,7 +69,7 @@ def parse_bucket_uri(uri: str) -> BucketUri:
     if not is_bucket_uri(uri):
         raise ApiError(
             Code.INVALID_ARGUMENT,
-            f"{uri!r} is not a bucket URI; write it as gs://BUCKET/PATH.",
+            f"{shown(uri)} is not a bucket URI; write it as gs://BUCKET/PATH.",
         )
     scheme, rest = uri.split("://", 1)
     bucket, _, key = rest.partition("/")
@@ -116,7 +119,14 @@ def _bucket_name_problem(bucket: str) -> str | None:
 
 
 def check_object_name_part(part: str, uri: str) -> None:
-    """Refuse one path component that could escape the bucket or that GCS forbids."""
+    """Refuse one path component that could escape the bucket, that GCS forbids, or that
+    the local disk cannot hold."""
+    if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_PART_BYTES:
+        raise _invalid(
+            uri,
+            f"each part of an object name between slashes is at most {MAX_NAME_PART_BYTES} "
+            "bytes long on Cairn's local storage",
+        )
     if "\\" in part:
         raise _invalid(uri, "backslashes are not allowed in object names; use '/'")
     if _CONTROL_CHARACTERS.search(part):
@@ -139,4 +149,4 @@ def _fully_unquoted(text: str) -> str:
 
 
 def _invalid(uri: str, why: str) -> ApiError:
-    return ApiError(Code.INVALID_ARGUMENT, f"Invalid storage URI {uri!r}: {why}.")
+    return ApiError(Code.INVALID_ARGUMENT, f"Invalid storage URI {shown(uri)}: {why}.")

@@ -132,20 +132,24 @@ class DocumentRepository:
         after: str | None = None,
         limit: int = 100,
         states: Collection[str] | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[Document], str | None]:
         """Up to `limit` documents under `parent` in creation order, after cursor `after`.
 
         Returns the documents and the cursor of the last one, or None when nothing follows.
+        `newest_first` walks the same order backwards (a log read newest first).
         """
         self._check_parent(parent)
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         query = sa.select(self._table.c.seq, self._table.c.doc).where(self._match(parent))
+        seq = self._table.c.seq
         if after is not None:
-            query = query.where(self._table.c.seq > decode_cursor(after))
+            position = decode_cursor(after)
+            query = query.where(seq < position if newest_first else seq > position)
         if states is not None:
             query = query.where(self._table.c.state.in_(list(states)))
-        query = query.order_by(self._table.c.seq).limit(limit + 1)
+        query = query.order_by(seq.desc() if newest_first else seq).limit(limit + 1)
         with self._db.read() as conn:
             rows = conn.execute(query).all()
         more = len(rows) > limit

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from cairn.store.credentials import CredentialStore
 from cairn.store.database import Database
 from cairn.store.documents import DocumentRepository
 from cairn.store.migrate import upgrade_to_head
 from cairn.store.runtime import RuntimeStore
-from cairn.store.schema import JOBS, MODELS, OPERATIONS, VERSIONS
+from cairn.store.schema import AUDIT, JOBS, MODELS, OPERATIONS, POLICIES, PRINCIPALS, VERSIONS
 
 
 class MetadataStore:
-    """Jobs, models, versions, operations and runtime notes in one SQL database.
+    """Jobs, models, versions, operations, access control and runtime notes in one database.
 
     `url` is a SQLAlchemy URL: `sqlite:///path/cairn.db` (WAL mode) or
     `postgresql+psycopg://user@host/db`. Opening migrates the schema to the newest version.
@@ -33,6 +34,11 @@ class MetadataStore:
         # key (project, operation_id)
         self.operations = DocumentRepository(self._database, OPERATIONS)
         self.runtime = RuntimeStore(self._database)
+        # key (kind, email); kind is "user", "serviceAccount" or "group"
+        self.principals = DocumentRepository(self._database, PRINCIPALS)
+        self.policies = DocumentRepository(self._database, POLICIES)  # key (resource,)
+        self.audit = DocumentRepository(self._database, AUDIT)  # key (project, entry_id)
+        self.credentials = CredentialStore(self._database)
 
     @property
     def backend(self) -> str:

@@ -53,6 +53,28 @@ JOBS = _resource_table("jobs", "project", "job_id")
 MODELS = _resource_table("models", "project", "model")
 VERSIONS = _resource_table("versions", "project", "model", "version")
 OPERATIONS = _resource_table("operations", "project", "operation_id")
+# Users, service accounts and groups: kind is "user", "serviceAccount" or "group".
+PRINCIPALS = _resource_table("principals", "kind", "email")
+# IAM policies keyed by the resource they attach to (instance, project, model or job).
+POLICIES = _resource_table("policies", "resource")
+# The audit log: one entry per mutating, denied or sign-in call; "-" holds instance-wide ones.
+AUDIT = _resource_table("audit_entries", "project", "entry_id")
+
+# Hashes of the secrets Cairn has handed out (access and refresh tokens, login codes) and
+# the public halves of service-account keys; never a secret itself.
+CREDENTIALS = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("principal", sa.String(), nullable=False),
+    sa.Column("bound_to", sa.String(), nullable=True),
+    sa.Column("expires_at", sa.Float(), nullable=True),
+    sa.Column("doc", sa.Text(), nullable=False),
+    sa.Index("ix_credentials_principal", "principal"),
+    sa.Index("ix_credentials_bound_to", "bound_to"),
+    sa.Index("ix_credentials_expires_at", "expires_at"),
+)
 
 RUNTIME = sa.Table(
     "runtime",

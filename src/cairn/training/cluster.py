@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.jobs import TIER_REPLICAS
 
 MASTER = "master"
 WORKER = "worker"
@@ -20,13 +21,9 @@ EVALUATOR = "evaluator"
 
 LOOPBACK = "127.0.0.1"
 
-# Replica counts AI Platform documents for its predefined tiers: (workers, parameter servers).
-_TIER_SHAPES: dict[str, tuple[int, int]] = {
-    "BASIC": (0, 0),
-    "BASIC_GPU": (0, 0),
-    "STANDARD_1": (4, 3),
-    "PREMIUM_1": (19, 11),
-}
+# Probes for a port before giving up: a probe repeats a taken port only rarely, so running
+# out means the machine has no free ports, and looping on would hang the request.
+_PORT_PROBES_PER_REPLICA = 50
 
 
 @dataclass(frozen=True)
@@ -140,12 +137,12 @@ def replica_counts(training_input: Mapping[str, Any]) -> tuple[int, int, int]:
             "scaleTier BASIC_TPU is not built in Cairn (there are no Cloud TPUs here); "
             "use BASIC, BASIC_GPU or CUSTOM.",
         )
-    if tier not in _TIER_SHAPES:
+    if tier not in TIER_REPLICAS:
         raise invalid_field(
             "job.training_input.scale_tier",
             f"Unknown scale tier '{tier}'; use BASIC, BASIC_GPU, STANDARD_1, PREMIUM_1 or CUSTOM.",
         )
-    workers, ps = _TIER_SHAPES[tier]
+    workers, ps = TIER_REPLICAS[tier]
     return workers, ps, 0
 
 
@@ -158,10 +155,16 @@ def cluster_for(
 
     def distinct_port() -> int:
         # Ports come from closed probe sockets, so the OS may hand one out twice.
-        while (port := port_source()) in taken:
-            pass
-        taken.add(port)
-        return port
+        for _ in range(_PORT_PROBES_PER_REPLICA):
+            port = port_source()
+            if port not in taken:
+                taken.add(port)
+                return port
+        raise ApiError(
+            Code.RESOURCE_EXHAUSTED,
+            f"No free loopback port was found for replica {len(taken) + 1} of the job; "
+            "try again when fewer jobs run.",
+        )
 
     replicas = [ReplicaSpec(MASTER, 0, distinct_port())]
     replicas += [ReplicaSpec(WORKER, i, distinct_port()) for i in range(workers)]

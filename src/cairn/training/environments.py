@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -25,8 +26,9 @@ import venv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cairn.executors import terminate_tree
+from cairn.executors import RunAs, terminate_tree, user_code_environment
 
 # Age after which a `.building-*` directory is a leftover of a crashed build.
 _ABANDONED_BUILD_S = 3600.0
@@ -84,9 +86,13 @@ def _site_packages(root: Path) -> Path:
 class EnvironmentCache:
     """Builds and finds the environment for a set of package files."""
 
-    def __init__(self, envs_root: Path, pip_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, envs_root: Path, pip_args: Sequence[str] = (), *, run_as: RunAs | None = None
+    ) -> None:
         self.envs_root = envs_root
         self._pip_args = list(pip_args)
+        # pip runs as this user: building an sdist runs its setup.py, which is user code.
+        self._run_as = run_as
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._remove_abandoned_builds()
@@ -159,17 +165,32 @@ class EnvironmentCache:
             "--no-warn-script-location",
             # Build sdists with the setuptools Cairn already has: no download, no network.
             "--no-build-isolation",
+            # The user-code user has no home to keep a cache in.
+            *(["--no-cache-dir"] if self._run_as is not None else []),
             *self._pip_args,
             *[str(p) for p in package_files],
         ]
+        env = user_code_environment()
+        env.pop("VIRTUAL_ENV", None)
+        env.pop("PYTHONHOME", None)
+        user_options: dict[str, Any] = {}
+        if self._run_as is not None:
+            self._run_as.open_the_way()
+            env = self._run_as.environment(env)
+            user_options = self._run_as.popen_options()
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
         with open(log_path, "ab") as log:
             log.write(f"Installing {', '.join(p.name for p in package_files)}\n".encode())
             log.flush()
             start = log.tell()
             pip = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=root,
+                start_new_session=True,
+                **user_options,
             )
             while True:
                 try:
@@ -217,11 +238,23 @@ def _record_framework_aliases(site_packages: Path) -> None:
 
 
 def _retarget_scripts(built: Path, final: Path) -> None:
-    """Point scripts' shebangs and activate files at where the environment will live."""
+    """Point scripts' shebangs and activate files at where the environment will live.
+
+    pip wrote `bin/` as the user-code user, who could swap a script for a link to a system
+    file between a check and a write; reading and writing through one descriptor opened
+    without following links leaves no such gap.
+    """
     old, new = str(built).encode(), str(final).encode()
     for script in (built / "bin").iterdir():
-        if script.is_symlink() or not script.is_file():
-            continue
-        data = script.read_bytes()
-        if old in data:
-            script.write_bytes(data.replace(old, new))
+        try:
+            fd = os.open(script, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # a symlink (the interpreter) or something else that is no script
+        with os.fdopen(fd, "r+b") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            data = handle.read()
+            if old in data:
+                handle.seek(0)
+                handle.write(data.replace(old, new))
+                handle.truncate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ STDERR_SUFFIX = ".stderr"
 SERVICE_LOG = "service"
 # Bytes read from one file in one call: bounds the reply, the next call goes on.
 _MAX_BYTES_PER_FILE = 1 << 20
+# A cursor holds one offset per log file; no job has logs enough to need more text.
+_MAX_CURSOR_CHARS = 64 * 1024
 
 
 def log_paths(run_dir: Path, task_name: str) -> tuple[Path, Path]:
@@ -40,13 +43,20 @@ def _encode(offsets: dict[str, int]) -> str:
 def _decode(cursor: str | None) -> dict[str, int]:
     if not cursor:
         return {}
+    refused = invalid_field(
+        "cursor", "This log cursor is not one Cairn handed out; start again without it."
+    )
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise refused
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return {str(k): int(v) for k, v in data.items()}
-    except (binascii.Error, ValueError, TypeError, AttributeError):
-        raise invalid_field(
-            "cursor", "This log cursor is not one Cairn handed out; start again without it."
-        ) from None
+        offsets = {str(k): int(v) for k, v in data.items()}
+    except (binascii.Error, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        raise refused from None
+    # Offsets are byte positions in the files; one past a file's end is read from its end.
+    if any(offset < 0 for offset in offsets.values()):
+        raise refused
+    return offsets
 
 
 def _log_files(job_dir: Path) -> list[tuple[str, str | None, Path]]:
@@ -61,6 +71,7 @@ def _log_files(job_dir: Path) -> list[tuple[str, str | None, Path]]:
 
 def _read_complete_lines(path: Path, offset: int) -> tuple[list[str], int]:
     with open(path, "rb") as handle:
+        offset = min(offset, os.fstat(handle.fileno()).st_size)
         handle.seek(offset)
         chunk = handle.read(_MAX_BYTES_PER_FILE)
     end = chunk.rfind(b"\n")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from cairn.domain.errors import invalid_field
+from cairn.executors import RunAs, user_code_environment
 from cairn.training.cluster import ClusterSpec, ReplicaSpec
 from cairn.training.environments import PythonEnvironment
 
@@ -33,6 +34,14 @@ class RunContext:
     run_dir: Path  # the job dir, or <job dir>/trials/<trial id> for a tuning trial
     trial_id: str | None = None
     extra_args: Sequence[str] = ()
+    # Variables every replica gets besides AI Platform's (e.g. the job's credential file).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    api_url: str | None = None  # the server's own URL, for trainers that call the API
+
+    @property
+    def work_dir(self) -> Path:
+        """The replicas' working directory: the one part of the run directory they may write."""
+        return self.run_dir / "work"
 
     @property
     def metric_file(self) -> Path:
@@ -69,9 +78,17 @@ def replica_env(
     replica: ReplicaSpec,
     environment: PythonEnvironment,
     base: Mapping[str, str] | None = None,
+    *,
+    run_as: RunAs | None = None,
 ) -> dict[str, str]:
-    """Cairn's environment plus what AI Platform gives a replica (reference §3.3)."""
-    env = dict(os.environ if base is None else base)
+    """Cairn's environment plus what AI Platform gives a replica (reference §3.3).
+
+    The job's `extra_env` comes before AI Platform's variables, which it cannot override.
+    With `run_as`, HOME is the working directory: the user's own home may not exist.
+    """
+    env = {**user_code_environment(base), **context.extra_env}
+    if run_as is not None:
+        env = run_as.environment(env, home=context.work_dir)
     env.pop("PYTHONHOME", None)
     env["VIRTUAL_ENV"] = str(environment.root)
     env["PATH"] = os.pathsep.join([str(environment.bin_dir), env.get("PATH", "")])
@@ -85,4 +102,6 @@ def replica_env(
         env["CLOUD_ML_TRIAL_ID"] = context.trial_id
     else:
         env.pop("CLOUD_ML_TRIAL_ID", None)
+    if context.api_url is not None:
+        env["CAIRN_API"] = context.api_url
     return env

@@ -2,7 +2,10 @@
 
 It is what lets a restarted server find a job's replicas again (pid plus process
 creation time, so a reused pid is never mistaken for the replica), and what tells it
-the outcome of a run that ended while nobody was watching.
+the outcome of a run that ended while nobody was watching. It names the home that started
+the run, so a server on a copy of that home never adopts, or ends, the original's replicas.
+It lies in the run directory, which the server owns: user code can read past it but can
+never rewrite it (the pids in it are processes the server would signal).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class RunState:
     replicas: list[ReplicaRecord]
     trial_id: str | None = None
     outcome: dict[str, Any] | None = None  # {"state": ..., "error_message": ...} once ended
+    home_id: str | None = None  # the identity of the home whose server started the run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +35,7 @@ class RunState:
             "replicas": [r.to_json() for r in self.replicas],
             "trial_id": self.trial_id,
             "outcome": self.outcome,
+            "home_id": self.home_id,
         }
 
     @classmethod
@@ -40,6 +45,7 @@ class RunState:
             replicas=[ReplicaRecord.from_json(r) for r in data.get("replicas", [])],
             trial_id=data.get("trial_id"),
             outcome=data.get("outcome"),
+            home_id=data.get("home_id"),
         )
 
 

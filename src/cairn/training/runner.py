@@ -4,13 +4,19 @@ User code never runs in the server process. `start` returns at once; a backgroun
 per run prepares the package environment, launches every replica of the cluster through
 an executor, watches them, and calls `on_finished` exactly once. A run is one job, or one
 tuning trial of a job (`trial_id`), so the tuning engine reuses all of this.
+
+With `run_as`, pip and every replica run as that unprivileged user. The run directory
+stays the server's (its run record, logs and job files); the replicas may write only
+their working directory `work/`, their exit files, their log files and the metric file.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +31,9 @@ from cairn.executors import (
     ReplicaLost,
     ReplicaProcess,
     ReplicaRecord,
+    RunAs,
 )
+from cairn.executors.acl import READ, SEARCH, WRITE
 from cairn.training.cluster import ClusterSpec, ReplicaSpec, cluster_for
 from cairn.training.environments import (
     EnvironmentBuildCancelled,
@@ -47,7 +55,13 @@ from cairn.training.scheduling import max_running_seconds
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "The Cairn server stopped while the job was running."
+FOREIGN_HOME_MESSAGE = (
+    "This job's processes were started by the server of another Cairn home (this home is a "
+    "copy of it); they were left alone. Submit the job again under a new job id."
+)
 _POLL_S = 0.2
+# Names in a job directory that belong to the run itself, never to a job file.
+_RUN_ENTRIES = frozenset({"run.json", "logs", "exit", "work", "trials", "hypertune"})
 
 RunKey = tuple[str, str, str | None]
 
@@ -82,11 +96,20 @@ class TrainingRunner:
         executor: Executor | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         pip_args: Sequence[str] = (),
+        run_as: RunAs | None = None,
+        home_id: str | None = None,
+        api_url: str | None = None,
     ) -> None:
+        """`run_as`: the user that pip and replicas run as (None: this process's user).
+        `home_id`: the identity of the home, kept in run records so a copy of the home never
+        adopts the original's replicas. `api_url`: given to replicas as CAIRN_API."""
         self.jobs_root = jobs_root
-        self.environments = EnvironmentCache(envs_root, pip_args)
+        self.environments = EnvironmentCache(envs_root, pip_args, run_as=run_as)
         self._storage = storage
-        self._executor = executor or LocalProcessExecutor()
+        self._run_as = run_as
+        self._executor = executor or LocalProcessExecutor(run_as)
+        self._home_id = home_id
+        self._api_url = api_url
         self._grace_s = grace_s
         self._runs: dict[RunKey, _Run] = {}
         self._lock = threading.Lock()
@@ -104,11 +127,15 @@ class TrainingRunner:
         on_finished: Callable[[RunOutcome], None],
         trial_id: str | None = None,
         extra_args: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start the run in the background; raises `ApiError` at once for a job it cannot run."""
+        """Start the run in the background; raises `ApiError` at once for a job it cannot run.
+
+        `extra_env` is set in every replica's environment (AI Platform's variables win).
+        """
         python_module(training_input)
         package_files = self._package_files(training_input)
-        context = self._context(project, job_id, training_input, trial_id, extra_args)
+        context = self._context(project, job_id, training_input, trial_id, extra_args, extra_env)
         run = _Run((project, job_id, trial_id), context, on_state, on_finished)
         self._register(run)
         clear_run_state(context.run_dir)
@@ -135,28 +162,37 @@ class TrainingRunner:
         on_state: Callable[[str], None],
         on_finished: Callable[[RunOutcome], None],
         trial_id: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> bool:
-        """Re-adopt a run whose replicas outlived a server restart; False if none still runs.
+        """Take charge of a run a previous server started; False if it never launched.
 
-        A run that ended while the server was down is not adopted (False): the job service
-        then fails the job as interrupted. Replicas that ended in the meantime beside live
-        ones are judged by their exit files, and one gone without a trace fails the run.
+        True means `on_finished` will be called: live replicas are re-adopted and watched;
+        replicas that ended while the server was down are judged by their exit files (the
+        primary's exit code decides), and one gone without a trace fails the run; a run
+        whose outcome was recorded gets that outcome; a run started by the server of
+        another home (this one is a copy) fails without its processes being touched.
+        False (no run record: the job was still PREPARING) leaves the job to the caller.
+        `extra_env` is accepted like `start`'s; adopted replicas keep the one they began with.
         """
-        context = self._context(project, job_id, training_input, trial_id, (), with_ports=False)
+        context = self._context(
+            project, job_id, training_input, trial_id, (), extra_env, with_ports=False
+        )
         state = read_run_state(context.run_dir)
-        if state is None or state.outcome is not None:
-            return False
-        adopted = {r.name: self._executor.adopt(r) for r in state.replicas}
-        if not any(p is not None and p.is_alive() for p in adopted.values()):
-            # Nothing to watch; end what the ended replicas may have left running.
-            leftovers = [p for p in adopted.values() if p is not None]
-            threading.Thread(
-                target=lambda: [p.terminate(self._grace_s) for p in leftovers], daemon=True
-            ).start()
+        if state is None:
             return False
         run = _Run((project, job_id, trial_id), context, on_state, on_finished)
-        for name, process in adopted.items():
-            run.replicas[name] = process if process is not None else _Vanished(name)
+        if state.home_id != self._home_id:
+            self._register(run)
+            self._deliver_later(run, RunOutcome("FAILED", FOREIGN_HOME_MESSAGE))
+            return True
+        if state.outcome is not None:
+            # It ended and was recorded, but the server died before the job heard of it.
+            self._register(run)
+            recorded = RunOutcome(str(state.outcome["state"]), state.outcome.get("error_message"))
+            self._deliver_later(run, recorded)
+            return True
+        for record in state.replicas:
+            run.replicas[record.name] = self._executor.adopt(record) or _Vanished(record.name)
         self._register(run)
         run.thread = threading.Thread(
             target=self._watch_and_finish,
@@ -166,6 +202,32 @@ class TrainingRunner:
         )
         run.thread.start()
         return True
+
+    def write_job_file(self, project: str, job_id: str, name: str, data: bytes) -> Path:
+        """Write `data` to `<job dir>/<name>` for the job's replicas, and return its path.
+
+        Mode 0600, owned by the user the replicas run as: they can read it (e.g. the job's
+        credential, named by GOOGLE_APPLICATION_CREDENTIALS), no other user can, and since
+        the job directory is the server's, user code can neither replace nor remove it.
+        """
+        target = self._job_file(project, job_id, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if self._run_as is not None:
+                    os.fchown(handle.fileno(), self._run_as.uid, self._run_as.gid)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return target
+
+    def remove_job_file(self, project: str, job_id: str, name: str) -> None:
+        """Remove a file `write_job_file` wrote (when the job ends); gone already is fine."""
+        self._job_file(project, job_id, name).unlink(missing_ok=True)
 
     def read_logs(
         self, project: str, job_id: str, cursor: str | None
@@ -207,6 +269,11 @@ class TrainingRunner:
                 if p == project and j == job_id and (trial_id is None or t == trial_id)
             ]
 
+    def _job_file(self, project: str, job_id: str, name: str) -> Path:
+        if name != Path(name).name or name in ("", ".", "..") or name in _RUN_ENTRIES:
+            raise ValueError(f"{name!r} cannot name a job file: give a plain, unused file name.")
+        return self.jobs_root / project / job_id / name
+
     def _context(
         self,
         project: str,
@@ -214,6 +281,7 @@ class TrainingRunner:
         training_input: Mapping[str, Any],
         trial_id: str | None,
         extra_args: Sequence[str],
+        extra_env: Mapping[str, str] | None,
         *,
         with_ports: bool = True,
     ) -> RunContext:
@@ -229,6 +297,8 @@ class TrainingRunner:
             run_dir=run_dir,
             trial_id=trial_id,
             extra_args=tuple(extra_args),
+            extra_env=dict(extra_env or {}),
+            api_url=self._api_url,
         )
 
     def _package_files(self, training_input: Mapping[str, Any]) -> list[Path]:
@@ -272,6 +342,7 @@ class TrainingRunner:
                     primary=primary.task_name,
                     replicas=[p.record for p in run.replicas.values()],
                     trial_id=context.trial_id,
+                    home_id=self._home_id,
                 ),
             )
             if not run.stop.is_set():
@@ -299,15 +370,29 @@ class TrainingRunner:
             outcome = RunOutcome("FAILED", f"Cairn lost track of the job: {exc}")
         self._record_and_deliver(run, outcome)
 
+    def _deliver_later(self, run: _Run, outcome: RunOutcome) -> None:
+        """Deliver from a thread, as every run does, once the caller has finished recovering."""
+
+        def deliver() -> None:
+            run.stop.wait(_POLL_S)
+            self._deliver(run, outcome)
+
+        run.thread = threading.Thread(target=deliver, name=f"cairn-run-{run.key[1]}", daemon=True)
+        run.thread.start()
+
     def _launch(self, run: _Run, replica: ReplicaSpec, environment: Any) -> ReplicaProcess:
         context = run.context
         log_path, stderr_path = log_paths(context.run_dir, replica.task_name)
+        env = replica_env(context, replica, environment, run_as=self._run_as)
+        if self._run_as is not None:
+            # cloudml-hypertune writes the metric file; its directory is the replicas' too.
+            self._run_as.grant(context.metric_file.parent, READ | WRITE | SEARCH, inherit=True)
         return self._executor.launch(
             LaunchSpec(
                 name=replica.task_name,
                 argv=replica_argv(context, environment, self._storage),
-                env=replica_env(context, replica, environment),
-                cwd=context.run_dir,
+                env=env,
+                cwd=context.work_dir,
                 log_path=log_path,
                 stderr_path=stderr_path,
                 exit_path=context.run_dir / "exit" / f"{replica.task_name}.code",
@@ -318,7 +403,9 @@ class TrainingRunner:
         """Poll the replicas until the primary succeeds, any replica fails, or a stop."""
         deadline: float | None = max_running_seconds(run.context.training_input)
         started = time.monotonic()
-        pending = dict(run.replicas)
+        # The primary first: when several replicas ended at once (or while the server was
+        # down), the primary's exit decides the outcome.
+        pending = dict(sorted(run.replicas.items(), key=lambda item: item[0] != primary))
         while True:
             if run.stop.is_set():
                 self._end_all(run)
