@@ -23,17 +23,25 @@ from cairn.data import export_nycflights13, prepare
 HERE = Path(__file__).resolve().parent
 
 
-def submit_command(job_id: str, prepared: Path, job_dir: str) -> list[str]:
+CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+def stage_command(prepared: Path, destination: str) -> list[str]:
+    """Copy the prepared data into a bucket: a job may name only the server's storage."""
+    return [CAIRN, "storage", "cp", "-r", str(prepared), destination]
+
+
+def submit_command(job_id: str, prepared: str, job_dir: str) -> list[str]:
     """`cairn jobs submit training` for the trainer package; the hook to the platform."""
     return [
-        str(Path(sys.executable).parent / "cairn"), "jobs", "submit", "training", job_id,
+        CAIRN, "jobs", "submit", "training", job_id,
         "--package-path", str(HERE / "trainer" / "trainer"),
         "--module-name", "trainer.task",
         "--staging-bucket", "gs://staging",
         "--job-dir", job_dir,
         "--region", "us-central1",
         "--stream-logs",
-        "--", "--data-dir", str(prepared),
+        "--", "--data-dir", prepared,
     ]  # fmt: skip
 
 
@@ -52,9 +60,15 @@ def main() -> None:
     print(f"report: {result.report_html}")
     if options.submit:
         job_id = f"flights_{int(time.time())}"
-        command = submit_command(job_id, result.output, f"gs://models/{job_id}")
-        print("$ " + " ".join(command))
-        sys.exit(subprocess.call(command))
+        prepared = f"gs://staging/{job_id}/prepared"
+        for command in (
+            stage_command(result.output, prepared),
+            submit_command(job_id, prepared, f"gs://models/{job_id}"),
+        ):
+            print("$ " + " ".join(command))
+            if code := subprocess.call(command):
+                sys.exit(code)
+        sys.exit(0)
     env = {**os.environ, "PYTHONPATH": str(HERE / "trainer")}
     job_dir = HERE / "prepared" / "job"
     command = [

@@ -137,6 +137,7 @@ def build_app(settings: Settings, *, run_as: RunAs | None = None) -> tuple[AsgiA
         max_running_jobs=settings.max_running_jobs,
         max_nodes_per_version=settings.max_nodes_per_version,
         access_token_seconds=settings.access_token_seconds,
+        token_uri=settings.token_uri,
     )
     # The owner's credential exists before the first request, so the local CLI finds it.
     platform.identity.ensure_owner_credential(settings.owner_credential, settings.token_uri)

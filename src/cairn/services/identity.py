@@ -409,6 +409,20 @@ class IdentityService:
         return dict(doc)
 
 
+class JobCredentialIssuer:
+    """Issues and revokes jobs' credentials (`JobService`'s `JobCredentials`)."""
+
+    def __init__(self, identity: IdentityService, token_uri: str) -> None:
+        self._identity = identity
+        self._token_uri = token_uri
+
+    def issue(self, job: str, member: str) -> dict[str, Any]:
+        return self._identity.job_credential(job, Principal(member), self._token_uri)
+
+    def revoke(self, job: str) -> None:
+        self._identity.revoke_job(job)
+
+
 def _key_resource(name: str, created: str) -> dict[str, Any]:
     return {
         "name": name,

@@ -7,6 +7,7 @@ cancel racing a finishing replica can never resurrect a job.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import deque
@@ -29,6 +30,7 @@ from cairn.domain.jobs import (
 )
 from cairn.domain.names import JobName, check_id, check_project
 from cairn.domain.wire import format_timestamp, now
+from cairn.services.access import service_agent
 from cairn.services.projects import ProjectService
 from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.services.request_paths import RequestPaths
@@ -90,6 +92,18 @@ class Runner(Protocol):
     def shutdown(self) -> None: ...
 
 
+class JobCredentials(Protocol):
+    """Refreshable credentials a job's replicas run with (`services.identity`)."""
+
+    def issue(self, job: str, member: str) -> dict[str, Any]: ...
+
+    def revoke(self, job: str) -> None: ...
+
+
+# The job's credential inside its directory; GOOGLE_APPLICATION_CREDENTIALS names it.
+CREDENTIAL_FILE = "application_default_credentials.json"
+
+
 class JobService:
     def __init__(
         self,
@@ -100,7 +114,9 @@ class JobService:
         max_running_jobs: int = 4,
         max_replicas: int = DEFAULT_MAX_REPLICAS,
         paths: RequestPaths | None = None,
+        credentials: JobCredentials | None = None,
     ) -> None:
+        self._credentials = credentials
         self._repo = repo
         self._projects = projects
         self._runner = runner
@@ -315,6 +331,7 @@ class JobService:
                     doc.get("trainingInput", {}),
                     on_state=self._state_callback(key),
                     on_finished=self._finished_callback(key),
+                    extra_env=self._identity_env(key, doc),
                 )
             except ApiError as exc:
                 self._finished_callback(key)(_Outcome("FAILED", exc.message))
@@ -323,6 +340,31 @@ class JobService:
                 self._finished_callback(key)(
                     _Outcome("FAILED", f"Cairn could not start the job: {exc}")
                 )
+
+    def _identity_env(self, key: tuple[str, str], doc: dict[str, Any]) -> dict[str, str]:
+        """A credential for whom the job runs as: its service account, else the project's
+        service agent; never the submitter's own rights."""
+        if self._credentials is None:
+            return {}
+        project, job_id = key
+        account = (doc.get("trainingInput") or {}).get("serviceAccount")
+        member = f"serviceAccount:{account}" if account else service_agent(project)
+        info = self._credentials.issue(f"projects/{project}/jobs/{job_id}", member)
+        path = self._runner.write_job_file(
+            project, job_id, CREDENTIAL_FILE, json.dumps(info).encode()
+        )
+        return {"GOOGLE_APPLICATION_CREDENTIALS": str(path)}
+
+    def _end_identity(self, key: tuple[str, str]) -> None:
+        """The job ended: its credential stops working and its file goes."""
+        if self._credentials is None:
+            return
+        project, job_id = key
+        try:
+            self._credentials.revoke(f"projects/{project}/jobs/{job_id}")
+            self._runner.remove_job_file(project, job_id, CREDENTIAL_FILE)
+        except Exception:
+            log.exception("could not revoke the credential of job %s/%s", project, job_id)
 
     def _state_callback(self, key: tuple[str, str]) -> Callable[[str], None]:
         def on_state(state: str) -> None:
@@ -351,6 +393,7 @@ class JobService:
 
             try:
                 self._repo.update(key, finish)
+                self._end_identity(key)
             finally:
                 with self._lock:
                     self._running.discard(key)

@@ -9,7 +9,7 @@ from typing import Any
 
 from cairn.domain.jobs import DEFAULT_MAX_REPLICAS
 from cairn.services.access import AccessService
-from cairn.services.identity import IdentityService
+from cairn.services.identity import IdentityService, JobCredentialIssuer
 from cairn.services.jobs import JobService, Runner
 from cairn.services.models import ModelService
 from cairn.services.operations import OperationService
@@ -53,10 +53,15 @@ def build_platform(
     max_replicas: int = DEFAULT_MAX_REPLICAS,
     local_roots: Sequence[Path] = (),
     access_token_seconds: int = 3600,
+    token_uri: str | None = None,
 ) -> Platform:
+    """Wire the services; `token_uri` (the server's `/token`) enables jobs' credentials."""
     paths = RequestPaths(local_roots)
     projects = ProjectService(store.runtime)
     access = AccessService(store.policies, store.principals, store.audit)
+    identity = IdentityService(
+        store.principals, store.credentials, access, access_token_seconds=access_token_seconds
+    )
     operations = OperationService(store.operations, projects)
     models = ModelService(store.models, store.versions, projects, operations)
     versions = VersionService(
@@ -76,6 +81,7 @@ def build_platform(
         max_running_jobs=max_running_jobs,
         max_replicas=max_replicas,
         paths=paths,
+        credentials=None if token_uri is None else JobCredentialIssuer(identity, token_uri),
     )
     return Platform(
         projects=projects,
@@ -86,10 +92,5 @@ def build_platform(
         predictions=PredictionService(serving, models, versions),
         storage=storage,
         access=access,
-        identity=IdentityService(
-            store.principals,
-            store.credentials,
-            access,
-            access_token_seconds=access_token_seconds,
-        ),
+        identity=identity,
     )
