@@ -214,3 +214,47 @@ def test_audit_log_records_changes_refusals_and_sign_ins(
         ).status_code
         == 403
     )
+
+
+def test_model_roles_granted_on_one_model_reach_that_model_only(
+    cairn_server: Any, principal_with: Callable[..., dict[str, str]]
+) -> None:
+    project = unique("modelrole").replace("_", "-")
+    for model in ("shared", "private"):
+        owner_call(cairn_server, "POST", f"/v1/projects/{project}/models", json={"name": model})
+    user = principal_with(project, None)
+    grant(
+        cairn_server,
+        f"projects/{project}/models/shared",
+        "roles/ml.modelUser",
+        f"serviceAccount:{user['X-Account']}",
+    )
+    headers = {"Authorization": user["Authorization"]}
+    base = f"{cairn_server.url}/v1/projects/{project}/models"
+    assert httpx.get(f"{base}/shared", headers=headers).status_code == 200
+    assert httpx.get(f"{base}/private", headers=headers).status_code == 403
+    assert httpx.get(base, headers=headers).status_code == 403  # listing is project-wide
+    tested = httpx.post(
+        f"{base}/shared:testIamPermissions",
+        json={"permissions": ["ml.models.get", "ml.models.predict", "ml.models.delete"]},
+        headers=headers,
+    )
+    assert tested.json() == {"permissions": ["ml.models.get", "ml.models.predict"]}
+    nothing = httpx.post(
+        f"{base}/private:testIamPermissions",
+        json={"permissions": ["ml.models.get"]},
+        headers=headers,
+    )
+    assert nothing.status_code == 200 and nothing.json() == {}
+
+
+def test_the_readme_python_snippet_works(cairn_server: Any, monkeypatch: Any) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "google.auth.default" in snippet
+    monkeypatch.setenv(
+        "GOOGLE_APPLICATION_CREDENTIALS", str(cairn_server.home / "credentials" / "owner.json")
+    )
+    scope: dict[str, Any] = {}
+    exec(snippet.replace("http://127.0.0.1:8080", cairn_server.url), scope)  # noqa: S102
+    assert scope["ml"].projects().getConfig(name="projects/cairn-local").execute()

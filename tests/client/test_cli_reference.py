@@ -8,10 +8,14 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from cairn.cli.auth import auth
+from cairn.cli.iam import iam
 from cairn.cli.jobs import jobs
+from cairn.cli.logging_read import logging
 from cairn.cli.models import models
 from cairn.cli.operations import operations
 from cairn.cli.predict import predict
+from cairn.cli.projects import projects
 from cairn.cli.versions import versions
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -27,7 +31,7 @@ def command_paths() -> list[tuple[str, click.Command]]:
             else:
                 found.append((f"{prefix} {name}", command))
 
-    for group in (jobs, models, versions, operations):
+    for group in (jobs, models, versions, operations, auth, iam, projects, logging):
         assert group.name is not None
         walk(f"cairn {group.name}", group)
     return found
