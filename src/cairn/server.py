@@ -136,6 +136,8 @@ def build_app(settings: Settings, *, run_as: RunAs | None = None) -> tuple[AsgiA
         models_root=settings.models_root,
         max_running_jobs=settings.max_running_jobs,
         max_nodes_per_version=settings.max_nodes_per_version,
+        max_replicas=settings.max_replicas,
+        local_roots=settings.local_roots,
         access_token_seconds=settings.access_token_seconds,
         token_uri=settings.token_uri,
     )
@@ -230,5 +232,9 @@ def _run_uvicorn(
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # googleapiclient (httplib2) reuses an idle connection and does not retry a POST
+        # the server has closed meanwhile (BrokenPipeError); Google's front ends keep idle
+        # connections about ten minutes, so clients written for them expect as much.
+        timeout_keep_alive=620,
     )
     Server(config).run(sockets=[listener])

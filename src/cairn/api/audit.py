@@ -8,9 +8,13 @@ changes to people and groups); `filter` uses the list-filter language on the ent
 
 from __future__ import annotations
 
+import re
+
 from cairn.api.gate import authenticated
 from cairn.api.http import Call, Reply, Router, in_thread
 from cairn.domain.errors import invalid_field
+from cairn.domain.names import check_project
+from cairn.iam.policy import INSTANCE
 from cairn.services.platform import Platform
 from cairn.services.records import ListRequest
 
@@ -28,6 +32,13 @@ def register(router: Router, platform: Platform) -> None:
                 "resource_names", "Name one scope: projects/P or organizations/cairn."
             )
         scope = scopes[0]
+        # Only a whole project or the instance: a model's policy must not open its project's log.
+        if scope != INSTANCE and not re.fullmatch(r"projects/[^/]+", scope):
+            raise invalid_field(
+                "resource_names", "Name one scope: projects/P or organizations/cairn."
+            )
+        if scope != INSTANCE:
+            check_project(scope.split("/", 1)[1])
         order = body.get("orderBy") or "timestamp asc"
         if order not in ("timestamp asc", "timestamp desc"):
             raise invalid_field("order_by", "Use 'timestamp asc' or 'timestamp desc'.")

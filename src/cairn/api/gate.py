@@ -136,6 +136,16 @@ class Gate:
             self.access.check(principal, permission, access.resource(params))
 
 
+def check_single_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Two Host or Authorization headers could mean one thing to a proxy and another here."""
+    names = [name.lower() for name, _ in headers]
+    for name in (b"host", b"authorization", b"origin", b"content-type"):
+        if names.count(name) > 1:
+            raise ApiError(
+                Code.INVALID_ARGUMENT, f"The request repeats the {name.decode()} header."
+            )
+
+
 def bearer_token(headers: dict[bytes, bytes], query: dict[str, list[str]]) -> str | None:
     """The access token of `Authorization: Bearer …` (or Google's `access_token` parameter)."""
     scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")

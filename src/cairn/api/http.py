@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 import orjson
 
-from cairn.api.gate import Access, Gate, bearer_token
+from cairn.api.gate import Access, Gate, bearer_token, check_single_headers
 from cairn.domain.errors import ApiError, Code, FieldViolation, invalid_field
 from cairn.services.access import Principal
 from cairn.services.records import ListRequest
@@ -164,12 +164,12 @@ class Router:
         # `{name}` matches one segment; `{name**}` matches the rest of a resource name.
         pattern = re.sub(r"\{(\w+)\*\*\}", r"(?P<\1>.+?)", template)
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/:]+)", pattern)
-        self.routes.append(Route(method, template, re.compile(f"^{pattern}$"), handler, access))
+        self.routes.append(Route(method, template, re.compile(pattern), handler, access))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path_known = False
         for route in self.routes:
-            found = route.pattern.match(path)
+            found = route.pattern.fullmatch(path)
             if found is None:
                 continue
             if route.method == method:
@@ -208,14 +208,16 @@ class AsgiApp:
         failure: ApiError | None = None
         try:
             route, params = self.router.match(scope["method"], scope["path"])
+            raw_headers = scope.get("headers") or ()
             call = Call(
                 method=scope["method"],
                 path=scope["path"],
                 params=params,
                 query=parse_qs(scope.get("query_string", b"").decode("latin-1")),
                 receive=receive,
-                headers=dict(scope.get("headers") or ()),
+                headers=dict(raw_headers),
             )
+            check_single_headers(raw_headers)
             call.principal = await self._admit(route, call)
             reply = await route.handler(call)
         except ApiError as exc:
@@ -268,7 +270,10 @@ class AsgiApp:
         if not (audited or denied) or not self.gate.authentication:
             return
         params = call.access_params
-        resource = access.resource(params) if access.resource else call.path
+        try:
+            resource = access.resource(params) if access.resource else call.path
+        except ApiError:
+            resource = call.path  # the path named no valid resource (refused for that)
         try:
             await in_thread(
                 self.gate.access.record,

@@ -62,6 +62,7 @@ def register(router: Router, platform: Platform) -> None:
         if not value:
             raise invalid_field("token", "Name the token to revoke.")
         await in_thread(identity.revoke, value)
+        await in_thread(access.record, None, "POST /revoke", "organizations/cairn", None)
         return Reply.json({})
 
     router.add("POST", "/token", token, public(body_type=_FORM))
@@ -146,6 +147,8 @@ def register(router: Router, platform: Platform) -> None:
 
     async def change_group(call: Call) -> Reply:
         body = await call.json("body")
+        if not isinstance(body, dict):
+            raise invalid_field("body", 'Send {"add": [...], "remove": [...]}.')
         add, remove = body.get("add") or [], body.get("remove") or []
         if not isinstance(add, list) or not isinstance(remove, list):
             raise invalid_field("add", "List the members to add and to remove.")

@@ -31,8 +31,8 @@ def register(router: Router, platform: Platform) -> None:
             return
         if not isinstance(account, str):
             raise invalid_field("training_input.service_account", "Give the account's email.")
-        platform.identity.get_service_account(project, account)
         platform.access.check(caller, "iam.serviceAccounts.actAs", f"projects/{project}")
+        platform.identity.get_service_account(project, account)
 
     async def get(call: Call) -> Reply:
         return Reply.json(await in_thread(jobs.get, call.params["project"], call.params["job"]))

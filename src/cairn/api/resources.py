@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cairn.api.gate import Access
+from cairn.domain.names import check_project
 from cairn.iam.policy import INSTANCE
 from cairn.services.access import known_permission
 
@@ -30,7 +31,8 @@ def instance(_params: Params) -> str:
 def billed_project(params: Params) -> str:
     """Cloud Storage names the project a call is for in `userProject`; Cairn's buckets have
     no IAM of their own, so storage permissions are checked there (else instance-wide)."""
-    return f"projects/{params['userProject']}" if params.get("userProject") else INSTANCE
+    project = params.get("userProject")
+    return f"projects/{check_project(project)}" if project else INSTANCE
 
 
 def predict_target(params: Params) -> str:

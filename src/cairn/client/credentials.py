@@ -6,6 +6,10 @@ The search, first match wins (gcloud's order, with Cairn's local owner last):
 3. the owner credential of a local server's home (`--home`, `CAIRN_HOME`, or the home the
    server at a loopback address reports), which only this machine's user can read.
 Without any, requests go out bare and the server answers UNAUTHENTICATED, saying what to do.
+
+A refresh token only ever goes to the `token_url` its file names. The owner's is used only
+when the API URL is that same server and the process listening there holds the home's
+lock: another local process that answers on a port (or claims a home) gets nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from cairn.config import access_token_from_env, config_dir, home_from_env, owner_credential_path
 from cairn.domain.errors import ApiError, Code
@@ -55,6 +60,7 @@ class RefreshTokenCredential(Credential):
 
     def __init__(self, info: dict[str, Any], description: str) -> None:
         self.info = info
+        self.token_url = str(info.get("token_url") or "")
         self.description = description
         self._lock = threading.Lock()
         self._access: tuple[str, float] | None = None
@@ -66,7 +72,7 @@ class RefreshTokenCredential(Credential):
     def token(self, api_url: str) -> str | None:
         with self._lock:
             if self._access is None or self._access[1] < time.monotonic():
-                self._access = exchange_refresh_token(api_url, self.info)
+                self._access = exchange_refresh_token(self.token_url, self.info)
             return self._access[0]
 
     def invalidate(self) -> bool:
@@ -75,11 +81,11 @@ class RefreshTokenCredential(Credential):
         return True
 
 
-def exchange_refresh_token(api_url: str, info: dict[str, Any]) -> tuple[str, float]:
-    """POST the refresh-token grant to the server; (access token, monotonic expiry)."""
+def exchange_refresh_token(token_url: str, info: dict[str, Any]) -> tuple[str, float]:
+    """POST the refresh-token grant to `token_url`; (access token, monotonic expiry)."""
     status, body = _post_form(
-        api_url,
-        "/token",
+        token_url,
+        "",
         {
             "grant_type": "refresh_token",
             "refresh_token": str(info.get("refresh_token", "")),
@@ -177,23 +183,30 @@ def find_credential(api_url: str, home: Path | None = None) -> Credential:
     info = (signed_in.get("accounts") or {}).get(active) if active else None
     if isinstance(info, dict):
         return RefreshTokenCredential(info, f"account {active} (cairn auth login)")
-    owner_file = _owner_file(api_url, home)
-    if owner_file is not None:
-        try:
-            info = json.loads(owner_file.read_text())
-        except (OSError, ValueError):
-            info = None
-        if isinstance(info, dict):
-            return RefreshTokenCredential(info, f"the server owner's credential ({owner_file})")
+    home = home or home_from_env() or _reported_home(api_url)
+    owner_file = None if home is None else owner_credential_path(home)
+    try:
+        info = json.loads(owner_file.read_text()) if owner_file else None
+    except (OSError, ValueError):
+        info = None
+    if isinstance(info, dict) and home is not None and _is_home_server(api_url, info, home):
+        return RefreshTokenCredential(info, f"the server owner's credential ({owner_file})")
     return Credential()
 
 
-def _owner_file(api_url: str, home: Path | None) -> Path | None:
-    home = home or home_from_env() or _reported_home(api_url)
-    if home is None:
-        return None
-    path = owner_credential_path(home)
-    return path if path.exists() else None
+def _is_home_server(api_url: str, info: dict[str, Any], home: Path) -> bool:
+    """Whether `api_url` is the server whose home holds this owner credential."""
+    api, token = urlsplit(api_url), urlsplit(str(info.get("token_url") or ""))
+    if api.hostname not in LOOPBACK_HOSTS or token.hostname not in LOOPBACK_HOSTS:
+        return False
+    if api.port != token.port or api.port is None:
+        return False
+    try:
+        pid = int((home / "server.lock").read_text().strip())
+        listening = psutil.Process(pid).net_connections(kind="inet")
+    except (OSError, ValueError, psutil.Error):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == api.port for c in listening)
 
 
 def _reported_home(api_url: str) -> Path | None:

@@ -69,7 +69,7 @@ def normalise_policy(body: object, field_path: str = "policy") -> dict[str, Any]
         if binding.get("condition"):
             raise invalid_field(f"{where}.condition", "Conditional bindings are not supported.")
         role = binding.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise invalid_field(
                 f"{where}.role", f"Role {role} does not exist; known roles: {', '.join(ROLES)}."
             )

@@ -35,7 +35,8 @@ from cairn.store import DuplicateKeyError
 
 _CACHE_SECONDS = 5.0
 _CACHE_LIMIT = 50_000
-INSTANCE_AUDIT_KEY = "-"  # audit entries not tied to one project (sign-ins, people, groups)
+INSTANCE_AUDIT_KEY = "-"
+_MAX_ANONYMOUS_RESOURCE = 256  # audit entries not tied to one project (sign-ins, people, groups)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class AccessService:
             raise invalid_field("update_mask", "Only bindings and etag can be updated.")
         sent = request["policy"]
         replacement = normalise_policy(sent)
+        check_grantable(resource, replacement)
 
         def replace(current: dict[str, Any]) -> dict[str, Any]:
             check_etag(with_etag(current), sent.get("etag"))
@@ -213,8 +215,14 @@ class AccessService:
         status: ApiError | None,
         permission: str | None = None,
     ) -> None:
-        """Append one entry to the audit log, in Cloud Audit Logs' LogEntry shape."""
-        project = _project_of(resource)
+        """Append one entry to the audit log, in Cloud Audit Logs' LogEntry shape.
+
+        A caller nobody authenticated names the resource itself: its refusals go to the
+        instance's log, cut short, so no stranger can fill a project's log.
+        """
+        if principal is None:
+            resource = resource[:_MAX_ANONYMOUS_RESOURCE]
+        project = _project_of(resource) if principal else None
         scope = f"projects/{project}" if project else INSTANCE
         payload: dict[str, Any] = {
             "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
@@ -231,7 +239,7 @@ class AccessService:
                 {
                     "permission": permission,
                     "resource": resource,
-                    "granted": status is None or status.code is not Code.PERMISSION_DENIED,
+                    "granted": status is None,
                 }
             ]
         entry_id = uuid.uuid4().hex
@@ -252,6 +260,29 @@ class AccessService:
         return list_page(
             self._audit, (key,), request, collection="entries", newest_first=newest_first
         )
+
+
+# What a model's or a job's own policy may bind, as on AI Platform; anything wider is granted
+# on the project. Otherwise a model's creator could bind, say, roles/owner on the model and
+# pass a check meant for the project.
+GRANTABLE_ON = {
+    "models": frozenset({"roles/ml.modelOwner", "roles/ml.modelUser"}),
+    "jobs": frozenset({"roles/ml.jobOwner"}),
+}
+
+
+def check_grantable(resource: str, policy: dict[str, Any]) -> None:
+    parts = resource.split("/")
+    allowed = GRANTABLE_ON.get(parts[2]) if len(parts) == 4 else None
+    if allowed is None:
+        return
+    for index, binding in enumerate(policy["bindings"]):
+        if binding["role"] not in allowed:
+            raise invalid_field(
+                f"policy.bindings[{index}].role",
+                f"Role {binding['role']} is not supported for this resource (use "
+                f"{', '.join(sorted(allowed))}); grant wider roles on the project.",
+            )
 
 
 def known_permission(permission: str) -> str:

@@ -41,6 +41,8 @@ from cairn.store import DuplicateKeyError
 
 OWNER = Principal("user:owner@cairn.local")
 LOGIN_CODE_SECONDS = 24 * 3600
+# AI Platform's default maxRunningTime is 7 days; a job credential never outlives that long.
+JOB_CREDENTIAL_SECONDS = 8 * 24 * 3600
 _AUTH_CACHE_SECONDS = 30.0
 _ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,190}")
@@ -131,9 +133,18 @@ class IdentityService:
         )
         return {"access_token": token, "expires_in": self._token_seconds, "token_type": "Bearer"}
 
-    def _new_refresh_token(self, principal: Principal, bound_to: str | None) -> str:
+    def _new_refresh_token(
+        self, principal: Principal, bound_to: str | None, lifetime: float | None = None
+    ) -> str:
         token = new_secret()
-        self._credentials.insert(secret_hash(token), "refresh", principal.member, bound_to=bound_to)
+        expires_at = None if lifetime is None else time.time() + lifetime
+        self._credentials.insert(
+            secret_hash(token),
+            "refresh",
+            principal.member,
+            bound_to=bound_to,
+            expires_at=expires_at,
+        )
         return token
 
     # -- the token endpoint -------------------------------------------------------------------
@@ -225,8 +236,15 @@ class IdentityService:
         return OWNER
 
     def job_credential(self, job: str, principal: Principal, token_uri: str) -> dict[str, Any]:
-        """A refreshable credential for `principal`, valid until `revoke_job` for `job`."""
-        return user_credential(self._new_refresh_token(principal, job), token_uri, principal.email)
+        """A refreshable credential for `principal`, valid until `revoke_job` for `job` (or,
+        should that never come, a little longer than the longest a job may run)."""
+        token = self._new_refresh_token(principal, job, JOB_CREDENTIAL_SECONDS)
+        return user_credential(token, token_uri, principal.email)
+
+    def jobs_holding_credentials(self) -> list[str]:
+        return sorted(
+            {r.bound_to for r in self._credentials.find(kind="refresh") if _is_job(r.bound_to)}
+        )
 
     def revoke_job(self, job: str) -> None:
         for record in self._credentials.find(kind="refresh", bound_to=job):
@@ -308,7 +326,13 @@ class IdentityService:
                 "account_id",
                 "Use 6 to 30 lowercase letters, digits and hyphens, starting with a letter.",
             )
+        if account_id.startswith("service-"):
+            raise invalid_field(
+                "account_id", "Ids starting with 'service-' are reserved for service agents."
+            )
         details = body.get("serviceAccount") or {}
+        if not isinstance(details, dict):
+            raise invalid_field("service_account", "Must be an object with a displayName.")
         email = f"{account_id}@{project}.iam.gserviceaccount.com"
         return self._insert(
             "serviceAccount",
@@ -421,6 +445,14 @@ class JobCredentialIssuer:
 
     def revoke(self, job: str) -> None:
         self._identity.revoke_job(job)
+
+    def jobs_holding_credentials(self) -> list[str]:
+        return self._identity.jobs_holding_credentials()
+
+
+def _is_job(name: str | None) -> bool:
+    parts = (name or "").split("/")
+    return len(parts) == 4 and parts[0] == "projects" and parts[2] == "jobs"
 
 
 def _key_resource(name: str, created: str) -> dict[str, Any]:

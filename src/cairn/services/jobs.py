@@ -99,6 +99,8 @@ class JobCredentials(Protocol):
 
     def revoke(self, job: str) -> None: ...
 
+    def jobs_holding_credentials(self) -> list[str]: ...
+
 
 # The job's credential inside its directory; GOOGLE_APPLICATION_CREDENTIALS names it.
 CREDENTIAL_FILE = "application_default_credentials.json"
@@ -293,8 +295,20 @@ class JobService:
                     _finished(d, f, m) if d.get("state") in ACTIVE_STATES else None
                 ),
             )
+            self._end_identity((project, job_id))
+        self._revoke_credentials_of_ended_jobs()
         for key, _doc in self._repo.in_states(["QUEUED"]):
             self._enqueue(tuple(key))
+
+    def _revoke_credentials_of_ended_jobs(self) -> None:
+        """A crash can end a job between issuing its credential and recording its end."""
+        if self._credentials is None:
+            return
+        for name in self._credentials.jobs_holding_credentials():
+            _, project, _, job_id = name.split("/")  # projects/P/jobs/J
+            doc = self._repo.get((project, job_id))
+            if doc is None or doc.get("state") not in ACTIVE_STATES:
+                self._end_identity((project, job_id))
 
     def stop(self) -> None:
         with self._lock:
