@@ -6,7 +6,8 @@
     REST, and `POST ...:predict` with one row per request over keep-alive connections,
     each carrying the owner's bearer token;
 (d) the same server started with `--insecure-no-auth`, requests without a token: (c) against
-    (d) is what authentication costs on the predict path.
+    (d) is what authentication costs on the predict path. Both run at once and take turns
+    (`--rounds`), so drifts in the machine's load hit both alike.
 
 Each cell runs for a fixed time at concurrency 1, 8 and 32 on loopback only; the figures go
 to benchmarks/results/online_prediction.json and a table is printed. The HTTP load comes
@@ -148,28 +149,52 @@ class RawHttpConnection:
         await self.reader.readexactly(length)
 
 
-async def bench_http(port: int, seconds: float, token: str | None) -> dict[str, dict]:
+async def bench_http(
+    targets: dict[str, tuple[int, str | None]], seconds: float, rounds: int
+) -> dict[str, dict[str, dict]]:
+    """Each target (label: port, token) at each concurrency, taking turns `rounds` times.
+
+    Turns cancel out drifts in the machine's load, which on two cores are larger than the
+    cost being measured; each cell sums its turns.
+    """
     path = f"/v1/{KEY}:predict"
-    results = {}
+    results: dict[str, dict[str, dict]] = {label: {} for label in targets}
     for concurrency in CONCURRENCY:
-        connections = [RawHttpConnection(port, path, token) for _ in range(concurrency)]
-        await asyncio.gather(*(c.open() for c in connections))
-        pool = asyncio.Queue[RawHttpConnection]()
-        for connection in connections:
+        turns: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
+        for _ in range(rounds):
+            for label, (port, token) in targets.items():
+                turns[label].append(await one_turn(port, path, token, concurrency, seconds))
+        for label, cells in turns.items():
+            results[label][str(concurrency)] = {
+                "requests": sum(c["requests"] for c in cells),
+                "requests_per_s": round(sum(c["requests_per_s"] for c in cells) / rounds, 1),
+                "p50_ms": round(statistics.median(c["p50_ms"] for c in cells), 3),
+                "p99_ms": round(statistics.median(c["p99_ms"] for c in cells), 3),
+            }
+    return results
+
+
+async def one_turn(
+    port: int, path: str, token: str | None, concurrency: int, seconds: float
+) -> dict[str, float]:
+    connections = [RawHttpConnection(port, path, token) for _ in range(concurrency)]
+    await asyncio.gather(*(c.open() for c in connections))
+    pool = asyncio.Queue[RawHttpConnection]()
+    for connection in connections:
+        pool.put_nowait(connection)
+
+    async def call() -> None:
+        connection = pool.get_nowait()
+        try:
+            await connection.post()
+        finally:
             pool.put_nowait(connection)
 
-        async def call(pool: asyncio.Queue[RawHttpConnection] = pool) -> None:
-            connection = pool.get_nowait()
-            try:
-                await connection.post()
-            finally:
-                pool.put_nowait(connection)
-
-        await drive(call, concurrency, 0.3)  # warm the connections
-        results[str(concurrency)] = await drive(call, concurrency, seconds)
-        for connection in connections:
-            connection.writer.close()
-    return results
+    await drive(call, concurrency, 0.3)  # warm the connections
+    figures = await drive(call, concurrency, seconds)
+    for connection in connections:
+        connection.writer.close()
+    return figures
 
 
 def free_port() -> int:
@@ -233,6 +258,29 @@ def deploy_over_rest(port: int, home: Path, token: str | None) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
+def http_results(root: Path, seconds: float, rounds: int) -> dict[str, dict[str, dict]]:
+    """(c) and (d): both servers up at once, measured in turns."""
+    servers: list[subprocess.Popen[bytes]] = []
+    targets: dict[str, tuple[int, str | None]] = {}
+    try:
+        for label, extra_args in (
+            ("http_server", ()),
+            ("http_server_no_auth", ("--insecure-no-auth",)),
+        ):
+            home = root / label
+            home.mkdir()
+            port = free_port()
+            servers.append(start_server(home, port, *extra_args))
+            token = None if extra_args else owner_token(port, home)
+            deploy_over_rest(port, home, token)
+            targets[label] = (port, token)
+        return run_event_loop(bench_http(targets, seconds, rounds))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+
+
 def run_event_loop(coroutine: Awaitable[dict]) -> dict:
     try:
         import uvloop
@@ -245,12 +293,16 @@ def run_event_loop(coroutine: Awaitable[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each cell")
-    parser.add_argument("--skip-http", action="store_true", help="leave out (c)")
+    parser.add_argument("--skip-http", action="store_true", help="leave out (c) and (d)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns (c) and (d) take at each concurrency"
+    )
     args = parser.parse_args()
     report: dict = {
         "model": "LogisticRegression, 4 features, 1 row per request",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "seconds_per_cell": args.seconds,
+        "rounds_of_http_cells": args.rounds,
         "results": {},
     }
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
@@ -268,21 +320,7 @@ def main() -> None:
         finally:
             manager.shutdown()
         if not args.skip_http:
-            for label, extra_args in (
-                ("http_server", ()),
-                ("http_server_no_auth", ("--insecure-no-auth",)),
-            ):
-                home = root / label
-                home.mkdir()
-                port = free_port()
-                server = start_server(home, port, *extra_args)
-                try:
-                    token = None if extra_args else owner_token(port, home)
-                    deploy_over_rest(port, home, token)
-                    report["results"][label] = run_event_loop(bench_http(port, args.seconds, token))
-                finally:
-                    server.terminate()
-                    server.wait(30)
+            report["results"].update(http_results(root, args.seconds, args.rounds))
             with_auth, without = (
                 report["results"][k] for k in ("http_server", "http_server_no_auth")
             )

@@ -108,8 +108,8 @@ class Settings:
 
     @property
     def token_uri(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}/token"
+        """Where credential files Cairn writes send their refresh-token grants."""
+        return f"{self.api_url}/token"
 
     @property
     def api_url(self) -> str:

@@ -10,6 +10,7 @@ never grants).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from cairn.services.identity import IdentityService
 _SIMPLE_TYPES = (b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 ANONYMOUS = Principal("user:anonymous@cairn.local")
+_ADMITTED_SECONDS = 1.0
+_ADMITTED_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class Gate:
         self.access = access
         self.authentication = authentication
         self._hosts = {h.lower() for h in (*_LOOPBACK_NAMES, *allowed_hosts)}
+        # (token, request target) -> (deadline, generations, principal): the steady predict
+        # path then costs one lookup. A second at most, and dropped on any revocation or
+        # policy change, so it never outlives what the services' caches would allow.
+        self._admitted: dict[tuple[str, str], tuple[float, tuple[int, int], Principal]] = {}
         self._origins = {o.rstrip("/").lower() for o in allowed_origins}
 
     def check_browser(self, method: str, headers: dict[bytes, bytes], access: Access) -> None:
@@ -97,24 +104,34 @@ class Gate:
             )
 
     def admit_cached(
-        self, token: str | None, access: Access, params: dict[str, str]
+        self, token: str | None, target: str, access: Access, params: dict[str, str]
     ) -> Principal | None:
         """The caller, when the token and the decision are both cached; else None.
 
-        Keeps the steady predict path off the database and off worker threads.
+        `target` names what the request asks (method, path, billed project). Keeps the
+        steady predict path off the database and off worker threads.
         """
         if not self.authentication:
             return ANONYMOUS
         if token is None:
             return None
+        moment = time.monotonic()
+        generations = (self.identity.generation, self.access.generation)
+        hit = self._admitted.get((token, target))
+        if hit is not None and hit[0] > moment and hit[1] == generations:
+            return hit[2]
         principal = self.identity.cached_principal(token)
         if principal is None:
             return None
         permission = access.permission_for(params)
-        if permission is None or access.resource is None:
-            return principal
-        held = self.access.cached_permissions(principal, access.resource(params))
-        return principal if held is not None and permission in held else None
+        if permission is not None and access.resource is not None:
+            held = self.access.cached_permissions(principal, access.resource(params))
+            if held is None or permission not in held:
+                return None
+        if len(self._admitted) > _ADMITTED_LIMIT:
+            self._admitted.clear()
+        self._admitted[(token, target)] = (moment + _ADMITTED_SECONDS, generations, principal)
+        return principal
 
     def authenticate(self, token: str | None) -> Principal:
         """The caller (may read the database: run it off the event loop)."""

@@ -251,7 +251,8 @@ class AsgiApp:
             return None
         token = bearer_token(call.headers, call.query)
         params = call.access_params
-        admitted = self.gate.admit_cached(token, route.access, params)
+        target = f"{call.method} {call.path} {params.get('userProject', '')}"
+        admitted = self.gate.admit_cached(token, target, route.access, params)
         if admitted is not None:
             return admitted
         principal: Principal = await in_thread(self.gate.authenticate, token)

@@ -75,6 +75,8 @@ class AccessService:
         self._groups: tuple[float, dict[str, frozenset[str]]] = (0.0, {})
         # False only under --insecure-no-auth: every check then passes.
         self.enforcing = True
+        # Bumped whenever cached decisions are dropped, so callers' own caches drop theirs.
+        self.generation = 0
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -148,6 +150,7 @@ class AccessService:
         with self._lock:
             self._granted.clear()
             self._groups = (0.0, {})
+            self.generation += 1
 
     # -- policies ----------------------------------------------------------------------------
 

@@ -85,6 +85,8 @@ class IdentityService:
         self._access = access
         self._lock = threading.Lock()
         self._known_tokens: dict[str, tuple[float, float, Principal]] = {}
+        # Bumped whenever a token is revoked, so callers' own caches drop theirs.
+        self.generation = 0
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -211,6 +213,7 @@ class IdentityService:
     def _forget_cached_tokens(self) -> None:
         with self._lock:
             self._known_tokens.clear()
+            self.generation += 1
 
     # -- the bootstrap owner and jobs' identities -----------------------------------------------
 
