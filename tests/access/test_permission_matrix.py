@@ -15,7 +15,7 @@ import httpx
 import pytest
 from tests.remote import unique
 
-from cairn.api.gate import Access
+from cairn.api.gate import UPLOAD_BODY, Access
 from cairn.api.http import Router
 from cairn.config import Settings
 from cairn.iam.roles import ROLES
@@ -88,7 +88,9 @@ def test_roles_grant_exactly_their_permissions(
             resource = access.resource({**params, "userProject": project})  # type: ignore[misc]
             expected = permission in permissions and resource.startswith("projects/")
             body_type = (
-                "application/octet-stream" if access.body_type == b"*" else "application/json"
+                "application/octet-stream"
+                if access.body_type == UPLOAD_BODY
+                else "application/json"
             )
             response = httpx.request(
                 method,

@@ -18,8 +18,12 @@ from cairn.domain.errors import ApiError, Code
 from cairn.services.access import AccessService, Principal
 from cairn.services.identity import IdentityService
 
-# What a browser may send cross-site without a preflight (the CORS "simple" types).
-_SIMPLE_TYPES = (b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data")
+JSON_BODY = b"application/json"
+FORM_BODY = b"application/x-www-form-urlencoded"
+# Uploads take any media type except those a page may send cross-site without a preflight
+# (the CORS "simple" types).
+UPLOAD_BODY = b"any media type a web page cannot send cross-site"
+_SIMPLE_TYPES = (b"text/plain", FORM_BODY, b"multipart/form-data")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 ANONYMOUS = Principal("user:anonymous@cairn.local")
 _ADMITTED_SECONDS = 1.0
@@ -39,13 +43,13 @@ class Access:
     resource: Callable[[dict[str, str]], str] | None = None
     public: bool = False
     audited: bool | None = None
-    body_type: bytes = b"application/json"
+    body_type: bytes = JSON_BODY
 
     def permission_for(self, params: dict[str, str]) -> str | None:
         return self.permission(params) if callable(self.permission) else self.permission
 
 
-def public(*, body_type: bytes = b"application/json") -> Access:
+def public(*, body_type: bytes = JSON_BODY) -> Access:
     return Access(permission=None, public=True, audited=False, body_type=body_type)
 
 
@@ -93,10 +97,12 @@ class Gate:
         if method in ("POST", "PUT", "PATCH") and _has_body(headers):
             sent = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
             expected = access.body_type
-            if expected == b"*" and sent not in _SIMPLE_TYPES or sent == expected:
+            if sent == expected or (expected == UPLOAD_BODY and sent and sent not in _SIMPLE_TYPES):
                 return
             wanted = (
-                "any media type but text/plain or forms" if expected == b"*" else expected.decode()
+                "any media type but text/plain or a form"
+                if expected == UPLOAD_BODY
+                else expected.decode()
             )
             raise ApiError(
                 Code.INVALID_ARGUMENT,

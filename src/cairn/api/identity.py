@@ -11,14 +11,13 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from cairn.api.gate import authenticated, public
+from cairn.api.gate import FORM_BODY, authenticated, public
 from cairn.api.http import Call, Reply, Router, in_thread
 from cairn.api.resources import Params, instance, needs, project
 from cairn.domain.errors import ApiError, Code, invalid_field
 from cairn.services.identity import TokenError
 from cairn.services.platform import Platform
 
-_FORM = b"application/x-www-form-urlencoded"
 _MAX_FORM_BYTES = 64 * 1024
 
 
@@ -65,8 +64,8 @@ def register(router: Router, platform: Platform) -> None:
         await in_thread(access.record, None, "POST /revoke", "organizations/cairn", None)
         return Reply.json({})
 
-    router.add("POST", "/token", token, public(body_type=_FORM))
-    router.add("POST", "/revoke", revoke, public(body_type=_FORM))
+    router.add("POST", "/token", token, public(body_type=FORM_BODY))
+    router.add("POST", "/revoke", revoke, public(body_type=FORM_BODY))
 
     async def whoami(call: Call) -> Reply:
         return Reply.json({"principal": call.caller.member, "email": call.caller.email})

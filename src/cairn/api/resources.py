@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cairn.api.gate import Access
+from cairn.api.gate import JSON_BODY, Access
 from cairn.domain.names import check_project
 from cairn.iam.policy import INSTANCE
 from cairn.services.access import known_permission
@@ -49,7 +49,7 @@ def needs(
     on: Callable[[Params], str],
     *,
     audited: bool | None = None,
-    body_type: bytes = b"application/json",
+    body_type: bytes = JSON_BODY,
 ) -> Access:
     """`permission` on the resource `on` names; a misspelt permission fails at start-up."""
     return Access(known_permission(permission), on, audited=audited, body_type=body_type)

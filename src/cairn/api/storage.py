@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from cairn.api.gate import UPLOAD_BODY
 from cairn.api.http import Call, Reply, Router, in_thread
 from cairn.api.resources import billed_project, needs
 from cairn.domain.errors import invalid_field
@@ -57,5 +58,5 @@ def register(router: Router, platform: Platform, *, spool_dir: Path) -> None:
         "POST",
         "/upload/storage/v1/b/{bucket}/o",
         upload,
-        needs("storage.objects.create", billed_project, body_type=b"*"),
+        needs("storage.objects.create", billed_project, body_type=UPLOAD_BODY),
     )
