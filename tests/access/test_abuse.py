@@ -182,3 +182,22 @@ def test_a_crash_never_leaves_a_job_credential_alive(start_server: Any, tmp_path
     )
     assert exchange.status_code == 400 and exchange.json()["error"] == "invalid_grant"
     assert not credential.exists()
+
+
+def test_a_project_cannot_write_into_another_projects_bucket(
+    cairn_server: Any, principal_with: Callable[..., dict[str, str]]
+) -> None:
+    ours, theirs = (unique(p).replace("_", "-") for p in ("ours", "theirs"))
+    bucket = unique("claimed").replace("_", "-")
+
+    def upload(project: str, who: dict[str, str]) -> httpx.Response:
+        return httpx.post(
+            f"{cairn_server.url}/upload/storage/v1/b/{bucket}/o",
+            params={"name": "trainer.tar.gz", "userProject": project},
+            content=b"package",
+            headers={"Authorization": who["Authorization"], "Content-Type": "application/gzip"},
+        )
+
+    assert upload(theirs, principal_with(theirs, "roles/storage.objectAdmin")).status_code == 200
+    intruder = upload(ours, principal_with(ours, "roles/storage.objectAdmin"))
+    assert intruder.status_code == 403 and f"belongs to project {theirs}" in intruder.text

@@ -33,6 +33,9 @@ def register(router: Router, platform: Platform, *, spool_dir: Path) -> None:
             raise invalid_field("uploadType", "Only uploadType=media is supported.")
         bucket = call.params["bucket"]
         uri = f"gs://{bucket}/{name}"
+        billed = call.arg("userProject")
+        if billed:  # without one, the route needed the permission instance-wide
+            await in_thread(platform.projects.claim_bucket, bucket, billed)
         # Refuse a name that cannot be stored before receiving a body that may be large.
         await in_thread(storage.object_destination, uri)
         with disk_errors_reported("the server's upload spool"):
