@@ -35,7 +35,14 @@ def register(router: Router, platform: Platform, *, spool_dir: Path) -> None:
         uri = f"gs://{bucket}/{name}"
         billed = call.arg("userProject")
         if billed:  # without one, the route needed the permission instance-wide
-            await in_thread(platform.projects.claim_bucket, bucket, billed)
+            owner = await in_thread(platform.projects.bucket_project, bucket, billed)
+            if owner != billed:
+                await in_thread(
+                    platform.access.check,
+                    call.caller,
+                    "storage.objects.create",
+                    f"projects/{owner}",
+                )
         # Refuse a name that cannot be stored before receiving a body that may be large.
         await in_thread(storage.object_destination, uri)
         with disk_errors_reported("the server's upload spool"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Protocol
 
-from cairn.domain.errors import ApiError, Code
 from cairn.domain.names import check_project
 
 
@@ -44,20 +43,16 @@ class ProjectService:
             "config": {"tpuServiceAccount": f"service-{number}@cloud-tpu.iam.gserviceaccount.com"},
         }
 
-    def claim_bucket(self, bucket: str, project: str) -> None:
-        """Writes through the API into `bucket` on behalf of `project`: the first claims it.
+    def bucket_project(self, bucket: str, claimant: str) -> str:
+        """The project `bucket` belongs to; the first project to write into it claims it.
 
-        Cairn's local buckets have no IAM of their own; tying each to the project that first
-        wrote into it stops a project's developers from replacing another project's trainer
-        packages or models (which would then run as that project's jobs).
+        Cairn's local buckets have no IAM of their own: a bucket's project's policy decides
+        who may write into it, as a bucket's project does on Google Cloud, so one project's
+        developers cannot replace another's trainer packages or models.
         """
         key = f"bucket:{bucket}"
         owner = self._runtime.get(key)
         if owner is None:
-            self._runtime.put(key, {"project": project})
-        elif owner.get("project") != project:
-            raise ApiError(
-                Code.PERMISSION_DENIED,
-                f"Bucket {bucket} belongs to project {owner.get('project')}; write into a "
-                f"bucket of project {project} instead.",
-            )
+            self._runtime.put(key, {"project": claimant})
+            return claimant
+        return str(owner.get("project"))
