@@ -1,4 +1,4 @@
-"""Settings read from CAIRN_* variables: the replica limit and the local roots."""
+"""Settings read from CAIRN_* variables: the replica limit, the local roots, the run uids."""
 
 from __future__ import annotations
 
@@ -30,3 +30,16 @@ def test_the_environment_sets_the_replica_limit_and_local_roots(
     settings = Settings.from_env(home=tmp_path)
     assert settings.max_replicas == 8
     assert settings.local_roots == (tmp_path / "data", tmp_path / "home" / "shared")
+
+
+def test_the_environment_sets_the_uids_user_code_runs_as(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CAIRN_RUN_UID_RANGE", raising=False)
+    assert Settings.from_env(home=tmp_path).run_uid_range == (200_000, 265_535)
+    monkeypatch.setenv("CAIRN_RUN_UID_RANGE", " 400000-400999 ")
+    assert Settings.from_env(home=tmp_path).run_uid_range == (400_000, 400_999)
+    for wrong in ("400000", "a-b", "500-600", "9-3", f"1000-{2**32}"):
+        monkeypatch.setenv("CAIRN_RUN_UID_RANGE", wrong)
+        with pytest.raises(ValueError, match="CAIRN_RUN_UID_RANGE"):
+            Settings.from_env(home=tmp_path)

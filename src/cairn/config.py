@@ -11,6 +11,8 @@ from pathlib import Path
 
 DEFAULT_API = "http://127.0.0.1:8080"
 DEFAULT_PREDICT_MAX_BYTES = 1_500_000  # AI Platform's documented 1.5 MB request limit
+# The uids a root server runs user code as (one per job, build and served version).
+DEFAULT_RUN_UID_RANGE = (200_000, 265_535)
 
 
 def home_from_env() -> Path | None:
@@ -50,9 +52,13 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # How long an access token lives (Google's: one hour).
     access_token_seconds: int = 3600
-    # The unprivileged OS user that runs user code (trainers, pip builds, prediction nodes)
-    # when the server runs as root; None means `cairn-runner`, created when missing.
+    # The unprivileged OS user whose group every uid of user code (trainers, pip builds,
+    # prediction nodes) is in when the server runs as root; None means `cairn-runner`,
+    # created when missing.
     run_as_user: str | None = None
+    # The uids (first, last) user code runs as, one per job, environment build and served
+    # version, all in the run-as user's group; no user of /etc/passwd may have one.
+    run_uid_range: tuple[int, int] = DEFAULT_RUN_UID_RANGE
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -76,6 +82,8 @@ class Settings:
             )
         if run_as_user := os.environ.get("CAIRN_RUN_AS_USER"):
             values["run_as_user"] = run_as_user
+        if uid_range := os.environ.get("CAIRN_RUN_UID_RANGE"):
+            values["run_uid_range"] = parse_uid_range(uid_range)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()
@@ -95,6 +103,11 @@ class Settings:
     def envs_root(self) -> Path:
         """Cached Python environments, keyed by the hash of the packages they hold."""
         return self.home / "envs"
+
+    @property
+    def identities_root(self) -> Path:
+        """Which uid each job, build and served version runs as (a root server's)."""
+        return self.home / "identities"
 
     @property
     def models_root(self) -> Path:
@@ -121,6 +134,26 @@ class Settings:
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'cairn.db'}"
+
+
+def parse_uid_range(text: str) -> tuple[int, int]:
+    """`FIRST-LAST` (e.g. 200000-265535) as (first, last); ValueError saying what is wrong."""
+    first, separator, last = text.strip().partition("-")
+    try:
+        if not separator:
+            raise ValueError
+        bounds = int(first), int(last)
+    except ValueError:
+        raise ValueError(
+            f"CAIRN_RUN_UID_RANGE={text!r} is not a range of uids: write FIRST-LAST, "
+            "e.g. 200000-265535."
+        ) from None
+    if not 1000 <= bounds[0] <= bounds[1] < 2**32 - 1:
+        raise ValueError(
+            f"CAIRN_RUN_UID_RANGE={text!r}: the first uid must be at least 1000 and no "
+            f"greater than the last, the last below {2**32 - 1}."
+        )
+    return bounds
 
 
 def owner_credential_path(home: Path) -> Path:

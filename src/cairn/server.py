@@ -17,12 +17,11 @@ from typing import IO, Any
 from cairn.api.app import create_app
 from cairn.api.http import AsgiApp
 from cairn.config import Settings
-from cairn.executors import RunAs
+from cairn.executors import UidAllocator
 from cairn.home_identity import home_id
 from cairn.isolation import IsolationError, isolate_user_code
 from cairn.services.platform import Platform, build_platform
 from cairn.serving import ServingManager
-from cairn.serving.unprivileged import UnprivilegedServingManager
 from cairn.storage import BucketStorage
 from cairn.store import MetadataStore
 from cairn.training import TrainingRunner
@@ -105,10 +104,13 @@ def _listen_problem(host: str, port: int, error: OSError) -> str:
     return f"Cannot listen on {host}:{port}: {error.strerror or error}."
 
 
-def build_app(settings: Settings, *, run_as: RunAs | None = None) -> tuple[AsgiApp, Platform]:
+def build_app(
+    settings: Settings, *, identities: UidAllocator | None = None
+) -> tuple[AsgiApp, Platform]:
     """Wire the store, storage, engines and services into the ASGI app.
 
-    `run_as`: the unprivileged user that runs user code (see `cairn.isolation`).
+    `identities`: the uids user code runs as, one per job, build and served version (see
+    `cairn.isolation`); None: user code runs as this process's user.
     """
     for path in (settings.home, settings.storage_root, settings.jobs_root, settings.models_root):
         path.mkdir(parents=True, exist_ok=True)
@@ -118,16 +120,11 @@ def build_app(settings: Settings, *, run_as: RunAs | None = None) -> tuple[AsgiA
         settings.jobs_root,
         settings.envs_root,
         storage,
-        run_as=run_as,
+        identities=identities,
         home_id=home_id(settings.home),
         api_url=settings.api_url,
     )
-    serving_root = settings.home / "serving"
-    serving = (
-        ServingManager(serving_root)
-        if run_as is None
-        else UnprivilegedServingManager(serving_root, run_as)
-    )
+    serving = ServingManager(settings.home / "serving", identities=identities)
     platform = build_platform(
         store,
         storage,
@@ -186,7 +183,7 @@ def serve(settings: Settings, announce: Callable[[str], None] = _to_stderr) -> N
             for notice in isolation.notices:
                 announce(notice)
             try:
-                app, _ = build_app(settings, run_as=isolation.run_as)
+                app, _ = build_app(settings, identities=isolation.identities)
             except OSError as error:
                 raise StartupError(
                     f"Cannot use {settings.home} as Cairn's home: {error.strerror} "

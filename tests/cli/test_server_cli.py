@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ import httpx
 import pytest
 from tests.conftest import CAIRN
 from tests.remote import free_port
+
+from cairn.config import Settings
+from cairn.executors import RunAs, ensure_user
+from cairn.isolation import paths_user_code_needs
 
 REPO = Path(__file__).resolve().parents[2]
 LISTENING = "Cairn server listening on"
@@ -29,14 +34,23 @@ STOPPED = (0, -signal.SIGTERM)
 class ServerProcess:
     """A `cairn server` whose stderr is read line by line as it comes."""
 
-    def __init__(self, home: Path, port: int, *, wrap: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int,
+        *options: str,
+        wrap: list[str] | None = None,
+        user: RunAs | None = None,
+    ) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            [*(wrap or []), CAIRN, "server", "--home", str(home), "--port", str(port)],
+            [*(wrap or []), CAIRN, "server", "--home", str(home), "--port", str(port), *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=user.environment(os.environ) if user else None,
+            **(user.popen_options() if user else {}),
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -86,8 +100,10 @@ def servers() -> Iterator[list[ServerProcess]]:
         server.stop()
 
 
-def start(servers: list[ServerProcess], home: Path, port: int, **options: Any) -> ServerProcess:
-    server = ServerProcess(home, port, **options)
+def start(
+    servers: list[ServerProcess], home: Path, port: int, *options: str, **keywords: Any
+) -> ServerProcess:
+    server = ServerProcess(home, port, *options, **keywords)
     servers.append(server)
     return server
 
@@ -179,6 +195,33 @@ def test_start_up_says_whether_user_code_runs_as_an_unprivileged_user(
     assert len(warnings) == (0 if os.geteuid() == 0 else 1), server.lines
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root switches users")
+def test_a_missing_run_as_user_is_one_clear_error(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = start(servers, tmp_path / "home", free_port(), "--run-as-user", "no-such-user")
+    assert_one_clear_error(server, "The run-as user 'no-such-user' does not exist.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starting a server as another user needs root")
+def test_a_server_that_is_not_root_warns_once_that_it_cannot_switch_users(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = Settings(home=home)
+    user = replace(ensure_user(None), reaches=paths_user_code_needs(settings))
+    user.open_the_way()
+    user.give(home)
+    server = start(servers, home, free_port(), user=user)
+    server.wait_for_line(LISTENING)
+    warnings = [line for line in server.lines if "cannot switch users" in line]
+    assert len(warnings) == 1, server.lines
+    assert (
+        warnings[0].startswith("Warning: Cairn is not running as root") and user.name in warnings[0]
+    )
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_stop_ends_only_a_cairn_server_of_that_home(
     servers: list[ServerProcess], tmp_path: Path
@@ -210,3 +253,12 @@ def test_make_stop_ends_only_a_cairn_server_of_that_home(
     )
     assert "Stopped the demo server." in stop.stdout
     assert server.finish() in STOPPED
+
+
+def test_a_googleapiclient_connection_left_idle_still_works(start_server: Any) -> None:
+    server = start_server()
+    ml = server.client()
+    ml.projects().getConfig(name="projects/idle").execute()
+    time.sleep(6)  # longer than uvicorn's default keep-alive, which closed it under the client
+    created = ml.projects().models().create(parent="projects/idle", body={"name": "m"}).execute()
+    assert created["name"] == "projects/idle/models/m"

@@ -175,17 +175,23 @@ def test_example_recipe_on_nycflights13(
     assert result.report_html is not None and result.report_html.stat().st_size > 10_000
     assert load_preparation(result.artifact or "").label == "late"
 
-    # The example's last step: train on the prepared splits as a Cairn job.
+    # The example's last step: stage the prepared splits in a bucket (a job names only the
+    # server's storage) and train on them as a Cairn job.
     job_id = f"flights_{uuid.uuid4().hex[:8]}"
-    command = _example_module().submit_command(job_id, result.output, f"gs://models/{job_id}")
-    completed = subprocess.run(
-        command,
-        env={**os.environ, "CAIRN_API": cairn_server.url},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    prepared = f"gs://staging/{job_id}/prepared"
+    example = _example_module()
+    for command in (
+        example.stage_command(result.output, prepared),
+        example.submit_command(job_id, prepared, f"gs://models/{job_id}"),
+    ):
+        completed = subprocess.run(
+            command,
+            env={**os.environ, "CAIRN_API": cairn_server.url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "validation AUC" in completed.stdout
     assert (cairn_server.home / "storage" / "models" / job_id / "model.joblib").exists()
 

@@ -15,6 +15,7 @@ from cairn.storage import BucketStorage
 #   sleep   spawn a grandchild that sleeps, write both pids, sleep `--seconds`, exit `--code`
 #   import  import extra_dep (a declared dependency) and record its VALUE
 #   cluster act by TF_CONFIG task type: ps serves forever, workers exit, chief waits for them
+#   credential  record the job file named by GOOGLE_APPLICATION_CREDENTIALS and some variables
 TRAINER_TASK = textwrap.dedent(
     """
     import argparse
@@ -72,6 +73,12 @@ TRAINER_TASK = textwrap.dedent(
 
         with open(os.path.join(job_dir, "extra.txt"), "w") as handle:
             handle.write(extra_dep.VALUE)
+    elif args.mode == "credential":
+        with open(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]) as handle:
+            credential = handle.read()
+        names = ("CAIRN_API", "CAIRN_DATABASE_URL", "JOB_LABEL", "HOME", "USER")
+        with open(os.path.join(job_dir, "credential-seen.json"), "w") as handle:
+            json.dump({"credential": credential, **{k: os.environ.get(k) for k in names}}, handle)
     elif args.mode == "cluster":
         kind = task.get("type")
         if kind == "ps":

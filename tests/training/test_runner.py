@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,40 @@ def test_logs_are_read_incrementally_per_replica(make_runner, trainer_sdist, upl
     assert runner.read_logs("p1", "job_logs", cursor_after)[0] == []
     with pytest.raises(ApiError):
         runner.read_logs("p1", "job_logs", "not-a-cursor")
+
+
+def test_job_files_and_extra_variables_reach_the_replicas_and_server_settings_do_not(
+    make_runner, trainer_sdist, upload, storage_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CAIRN_DATABASE_URL", "postgresql://cairn:secret@db/cairn")
+    runner = make_runner(api_url="http://127.0.0.1:8080")
+    credential = runner.write_job_file("p1", "job_cred", "credential.json", b'{"token": "t"}')
+    assert credential == tmp_path / "jobs" / "p1" / "job_cred" / "credential.json"
+    assert stat.S_IMODE(credential.stat().st_mode) == 0o600
+    spec = _training_input(upload(trainer_sdist), "--mode=credential")
+    recorder = RunRecorder()
+    extra_env = {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(credential),
+        "JOB_LABEL": "from the service",
+        "CLOUD_ML_JOB_ID": "not the job id",  # AI Platform's variables cannot be overridden
+    }
+    runner.start("p1", "job_cred", spec, extra_env=extra_env, **recorder.callbacks)
+
+    assert recorder.wait().state == "SUCCEEDED"
+    seen = json.loads((storage_root / "bkt" / "out" / "credential-seen.json").read_text())
+    assert seen["credential"] == '{"token": "t"}'
+    assert seen["JOB_LABEL"] == "from the service"
+    assert seen["CAIRN_API"] == "http://127.0.0.1:8080"
+    assert seen["CAIRN_DATABASE_URL"] is None
+    contract = json.loads((storage_root / "bkt" / "out" / "seen-chief-0.json").read_text())
+    assert contract["env"]["CLOUD_ML_JOB_ID"] == "job_cred"
+
+    runner.remove_job_file("p1", "job_cred", "credential.json")
+    assert not credential.exists()
+    runner.remove_job_file("p1", "job_cred", "credential.json")  # gone already is fine
+    for name in ("run.json", "../escape", "logs", ""):
+        with pytest.raises(ValueError):
+            runner.write_job_file("p1", "job_cred", name, b"x")
 
 
 def test_old_runtime_versions_name_the_primary_master(

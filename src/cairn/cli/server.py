@@ -91,9 +91,10 @@ def server(
     the cairn CLI on this machine finds and uses it by itself. Give others
     access with `cairn iam users create` or `cairn iam service-accounts`.
 
-    Started as root, it runs trainers and models as an unprivileged user
-    (--run-as-user) that cannot read the server's own files; otherwise they run
-    as the server's user, as a warning at start-up says.
+    Started as root, it runs each job, package build and served version as a
+    uid of its own (in the --run-as-user group) that can read neither the
+    server's files nor other jobs'; otherwise they run as the server's user,
+    as a warning at start-up says.
 
     Stop it with Ctrl-C; running jobs are stopped and marked FAILED, deployed
     versions are loaded again at the next start.
@@ -116,16 +117,19 @@ def server(
             fg="red",
             bold=True,
         )
-    settings = Settings.from_env(
-        host=host,
-        port=port,
-        home=home,
-        database_url=database_url,
-        authentication=not insecure_no_auth,
-        allowed_hosts=allowed_hosts or None,
-        allowed_origins=allowed_origins or None,
-        run_as_user=run_as_user,
-    )
+    try:
+        settings = Settings.from_env(
+            host=host,
+            port=port,
+            home=home,
+            database_url=database_url,
+            authentication=not insecure_no_auth,
+            allowed_hosts=allowed_hosts or None,
+            allowed_origins=allowed_origins or None,
+            run_as_user=run_as_user,
+        )
+    except ValueError as exc:  # a CAIRN_* variable that does not parse
+        raise click.ClickException(f"Bad setting in the environment: {exc}") from None
     try:
         serve(settings, announce=lambda line: click.echo(line, err=True))
     except StartupError as exc:

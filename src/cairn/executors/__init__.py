@@ -8,6 +8,7 @@ from cairn.executors.base import (
     ReplicaProcess,
     ReplicaRecord,
 )
+from cairn.executors.identities import DEFAULT_UID_RANGE, UidAllocator
 from cairn.executors.local import LocalProcessExecutor
 from cairn.executors.process_tree import is_running, terminate_tree
 from cairn.executors.run_as import (
@@ -21,6 +22,7 @@ from cairn.executors.run_as import (
 __all__ = [
     "DEFAULT_GRACE_S",
     "DEFAULT_RUNNER_USER",
+    "DEFAULT_UID_RANGE",
     "Executor",
     "LaunchSpec",
     "LocalProcessExecutor",
@@ -31,6 +33,7 @@ __all__ = [
     "RunAsError",
     "ensure_user",
     "is_running",
+    "UidAllocator",
     "terminate_tree",
     "user_code_environment",
 ]

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cairn.executors.run_as import RunAs
+
 # Seconds a replica gets between SIGTERM and SIGKILL when it is stopped.
 DEFAULT_GRACE_S = 5.0
 
@@ -28,6 +30,9 @@ class LaunchSpec:
     log_path: Path  # stdout and stderr, interleaved as they arrive
     stderr_path: Path  # stderr alone, for the error message of a failed replica
     exit_path: Path  # the wrapper writes the user command's exit code here
+    # Who the replica runs as (None: the executor's default); it owns `cwd`, the exit
+    # file's directory and the two log files, and nobody else may touch them.
+    run_as: RunAs | None = None
 
 
 @dataclass(frozen=True)

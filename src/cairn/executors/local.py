@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from cairn.executors.acl import READ, SEARCH, WRITE
+from cairn.executors.acl import SEARCH
 from cairn.executors.base import (
     DEFAULT_GRACE_S,
     Executor,
@@ -97,10 +97,11 @@ class LocalProcess(ReplicaProcess):
 class LocalProcessExecutor(Executor):
     """Runs each replica as a child process tree on this machine.
 
-    With `run_as`, the replica (its wrapper included) runs as that user, who may write only
-    its working directory, its exit file and its two log files: the directories holding the
-    logs stay the server's, so user code can never swap a log for a link to a secret that
-    the server would then read back to the API.
+    With a run-as user (`spec.run_as`, else `run_as`), the replica (its wrapper included)
+    runs as that user, who owns its working directory, its exit file's directory and its
+    two log files (mode 0700/0600: no other user, its group included, gets in). The
+    directories holding the logs stay the server's, so user code can never swap a log for
+    a link to a secret that the server would then read back to the API.
     """
 
     def __init__(self, run_as: RunAs | None = None) -> None:
@@ -111,8 +112,9 @@ class LocalProcessExecutor(Executor):
             path.parent.mkdir(parents=True, exist_ok=True)
         spec.exit_path.unlink(missing_ok=True)
         spec.cwd.mkdir(parents=True, exist_ok=True)
-        if self._run_as is not None:
-            self._share_with_replica(spec, self._run_as)
+        run_as = spec.run_as or self._run_as
+        if run_as is not None:
+            self._share_with_replica(spec, run_as)
         popen = subprocess.Popen(
             shim_argv(spec),
             cwd=spec.cwd,
@@ -121,7 +123,7 @@ class LocalProcessExecutor(Executor):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            **(self._run_as.popen_options() if self._run_as is not None else {}),
+            **(run_as.popen_options() if run_as is not None else {}),
         )
         try:
             create_time = psutil.Process(popen.pid).create_time()
@@ -141,10 +143,11 @@ class LocalProcessExecutor(Executor):
     def _share_with_replica(spec: LaunchSpec, run_as: RunAs) -> None:
         run_as.open_the_way()
         for directory in (spec.cwd, spec.exit_path.parent):
-            run_as.grant(directory, READ | WRITE | SEARCH, inherit=True)
+            run_as.give(directory, 0o700)
         for log in (spec.log_path, spec.stderr_path):
             log.touch()
-            run_as.grant(log, READ | WRITE)
+            run_as.give(log, 0o600)
+            run_as.grant(log.parent, SEARCH)  # to open the log, not to list or change it
 
     def adopt(self, record: ReplicaRecord) -> LocalProcess | None:
         ended = read_exit_status(Path(record.exit_path)) is not None

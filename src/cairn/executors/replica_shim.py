@@ -115,16 +115,18 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
         for reader in readers:
             reader.start()
         code = child.wait()
-        if stopping.is_set():
+        recorded = stopping.is_set()
+        if recorded:
             # Being stopped: record the status now, before a SIGKILL can cut the drain short.
             write_exit_status(exit_path, code)
         _end_leftovers()
         drain_until = time.monotonic() + _DRAIN_TIMEOUT_S
         for reader in readers:
             reader.join(timeout=max(0.0, drain_until - time.monotonic()))
-    if not stopping.is_set():
+    if not recorded:
         # Written after the output is drained, so whoever reads the exit status also
-        # finds the last lines of stderr in place.
+        # finds the last lines of stderr in place. (A stop signal that arrives only now,
+        # after the user command ended, must not leave the status unwritten.)
         write_exit_status(exit_path, code)
     return code
 

@@ -1,8 +1,10 @@
-"""The unprivileged OS user that runs user code when the server runs as root.
+"""The unprivileged OS identities that run user code when the server runs as root.
 
-Trainer packages (pip builds included: `setup.py` is user code), replicas and prediction
-nodes all start as this user; subprocess drops the server's user, group and supplementary
-groups in the child before it execs, so not one instruction of user code runs as root.
+`RunAs` is one of them: a uid with the group of the run-as user (`cairn-runner`). Each job,
+each environment build (pip runs `setup.py`, which is user code) and each served version
+gets a uid of its own from `cairn.executors.identities`; subprocess drops the server's
+user, group and supplementary groups in the child before it execs, so not one instruction
+of user code runs as root.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cairn.executors.acl import SEARCH, grant_user, user_grant
+from cairn.executors.acl import SEARCH, grant_group, grant_user, group_grant
 
 DEFAULT_RUNNER_USER = "cairn-runner"
 
@@ -30,7 +32,10 @@ class RunAsError(Exception):
 
 @dataclass(frozen=True)
 class RunAs:
-    """An OS user that child processes switch to before they exec."""
+    """An OS user (with its group) that child processes switch to before they exec.
+
+    The uid need not have a password database entry: the per-job uids have none.
+    """
 
     name: str
     uid: int
@@ -40,20 +45,22 @@ class RunAs:
     reaches: tuple[Path, ...] = ()
 
     def open_the_way(self) -> list[Path]:
-        """Let this user pass through every directory above `reaches` that would stop it;
-        returns the directories changed.
+        """Let this user's group pass through every directory above `reaches` that would
+        stop it; returns the directories changed.
 
-        Called before user code starts, not only at start-up: directories outside Cairn's
-        home can change meanwhile (pytest resets the group bits of its temporary root,
-        which silences ACL entries).
+        The entries name the group, not the user, so the per-job uids (all in that group)
+        share them instead of adding one entry per job to directories outside Cairn's home.
+        Called before user code starts, not only at start-up: those directories can change
+        meanwhile (pytest resets the group bits of its temporary root, which silences ACL
+        entries).
         """
         opened: list[Path] = []
         for directory in sorted({parent for path in self.reaches for parent in path.parents}):
             if os.stat(directory).st_mode & stat.S_IXOTH:
                 continue
-            granted = user_grant(directory, self.uid) or 0
+            granted = group_grant(directory, self.gid) or 0
             if not granted & SEARCH:
-                grant_user(directory, self.uid, granted | SEARCH)
+                grant_group(directory, self.gid, granted | SEARCH)
                 opened.append(directory)
         return opened
 
@@ -74,9 +81,15 @@ class RunAs:
         """Let this user (and nobody else) access `path` with `perms` (see `acl`)."""
         grant_user(path, self.uid, perms, inherit=inherit)
 
-    def give(self, path: Path) -> None:
-        """Make this user the owner of `path`."""
+    def give(self, path: Path, mode: int | None = None) -> None:
+        """Make this user the owner of `path` (with `mode`, e.g. 0o700: its alone)."""
         os.chown(path, self.uid, self.gid, follow_symlinks=False)
+        if mode is not None:
+            os.chmod(path, mode)
+
+    def with_uid(self, uid: int) -> RunAs:
+        """The identity `uid` in this user's group, reaching what this user reaches."""
+        return RunAs(f"{self.name}-{uid}", uid, self.gid, self.home, self.reaches)
 
 
 def user_code_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:

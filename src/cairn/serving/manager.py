@@ -4,6 +4,12 @@ User models never load into the server: each deployed version runs in node proce
 its own, reached over a Unix socket with length-prefixed frames. The server's per-request
 work is one frame write and one future; a node that crashes is restarted by its supervisor
 while in-flight requests get a 503 and later ones wait for the restart.
+
+With `identities` (a root server), each deployed version's nodes run as a uid of its own:
+loading a model runs user code (unpickling). The version's uid owns a socket directory of
+its own (`sockets/<uid>/`, 0700), so no other version's nodes, nor any job, can connect to
+its nodes; the server, as root, connects regardless. The uid is freed (after ending
+whatever still runs as it) when the version is undeployed.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import threading
@@ -20,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.domain.errors import ApiError, Code, not_found
+from cairn.executors import RunAs, UidAllocator
+from cairn.executors.acl import SEARCH, grant_group
 from cairn.serving.channel import NodeChannel, NodeGone, NodeTimedOut
 from cairn.serving.frameworks import detect_framework, normalize_framework
 from cairn.serving.framing import PING, PREDICT
@@ -29,6 +38,10 @@ from cairn.serving.responses import error_body
 UNAVAILABLE = 503
 TIMED_OUT = 504
 _MAX_UNIX_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
+_SOCKET_NAME_CHARS = 20  # "/<12 hex digits>-<index>.sock"
+_UID_DIR_CHARS = 11  # "/<uid>" with a uid of up to ten digits
+# A version's uid is allocated under this prefix plus its key.
+_VERSION_OWNER = "versions/"
 
 
 @dataclass(frozen=True)
@@ -53,21 +66,38 @@ class ServingManager:
         self,
         run_root: Path,
         *,
+        identities: UidAllocator | None = None,
         load_timeout_s: float = 300.0,
         restart_wait_s: float = 60.0,
         request_timeout_s: float = 60.0,
     ) -> None:
+        """`identities`: where each version's uid comes from (None: nodes run as this
+        process's user)."""
         self.run_root = Path(run_root)
         self.request_timeout_s = request_timeout_s
         self.load_timeout_s = load_timeout_s
         self.restart_wait_s = restart_wait_s
+        self._identities = identities
         self._deployments: dict[str, _Deployment] = {}
         self._lock = threading.Lock()
         self._socket_dir = self._make_socket_dir()
+        if identities is not None:
+            # Versions a previous server served: their nodes ended with it (or end now).
+            for owner in identities.owners(_VERSION_OWNER):
+                identities.release(owner)
+            # Every node may pass through to its version's socket directory, no further.
+            if self._socket_dir.parent == self.run_root:
+                grant_group(self.run_root, identities.base.gid, SEARCH)
+            grant_group(self._socket_dir, identities.base.gid, SEARCH)
         # Stop nodes even if the owner forgets shutdown(); nodes also exit on their own
         # when this process dies (their stdin closes).
         self._finalizer = weakref.finalize(
-            self, _stop_all, self._deployments, self._socket_dir, self._owns_socket_dir
+            self,
+            _stop_all,
+            self._deployments,
+            self._socket_dir,
+            self._owns_socket_dir,
+            identities,
         )
 
     # -- deploy / undeploy (blocking; call from a worker thread) ------------------------------
@@ -93,10 +123,12 @@ class ServingManager:
         except (NodeStartError, OSError) as error:
             for node in started:
                 node.stop(grace_s=1.0)
+            self._release_unless_deployed(key)
             raise ApiError(Code.FAILED_PRECONDITION, str(error)) from None
         except BaseException:
             for node in started:
                 node.stop(grace_s=1.0)
+            self._release_unless_deployed(key)
             raise
         framework_loaded = str(started[0].handshake.get("framework") or chosen)
         for node in started:
@@ -114,6 +146,7 @@ class ServingManager:
             deployment = self._deployments.pop(key, None)
         if deployment is not None:
             _stop_nodes(deployment.nodes)
+        self._release_unless_deployed(key)
 
     def is_deployed(self, key: str) -> bool:
         return key in self._deployments
@@ -208,18 +241,45 @@ class ServingManager:
     def _new_node(self, key: str, index: int, model_dir: Path, framework: str) -> NodeProcess:
         digest = hashlib.sha1(f"{key}|{time.time_ns()}".encode()).hexdigest()[:12]
         slug = key.strip("/").replace("/", "_")[-80:]
+        run_as = self._version_identity(key)
         return NodeProcess(
             model_dir=model_dir,
             framework=framework,
-            socket_path=self._socket_dir / f"{digest}-{index}.sock",
+            socket_path=self._node_socket_dir(run_as) / f"{digest}-{index}.sock",
             log_path=self.run_root / "logs" / f"{slug}-node{index}.log",
             load_timeout_s=self.load_timeout_s,
+            run_as=run_as,
         )
+
+    def _version_identity(self, key: str) -> RunAs | None:
+        """The version's own uid (the same for all its nodes, rescales included)."""
+        if self._identities is None:
+            return None
+        return self._identities.allocate(_VERSION_OWNER + key)
+
+    def _node_socket_dir(self, run_as: RunAs | None) -> Path:
+        """Where a node binds its socket: a directory its version's uid alone may enter."""
+        if run_as is None:
+            return self._socket_dir
+        directory = self._socket_dir / str(run_as.uid)
+        directory.mkdir(exist_ok=True)
+        run_as.give(directory, 0o700)
+        return directory
+
+    def _release_unless_deployed(self, key: str) -> None:
+        with self._lock:
+            if key in self._deployments:
+                return  # a failed rescale: the old nodes serve on, as the same uid
+        _release_version(self._identities, self._socket_dir, key)
 
     def _make_socket_dir(self) -> Path:
         preferred = self.run_root / "sockets"
-        if len(str(preferred)) + 20 <= _MAX_UNIX_PATH:
+        room = _SOCKET_NAME_CHARS + (_UID_DIR_CHARS if self._identities is not None else 0)
+        if len(str(preferred)) + room <= _MAX_UNIX_PATH:
             preferred.mkdir(parents=True, exist_ok=True)
+            if self._identities is not None:
+                # The server's (a home from when all nodes ran as one user gave it to that user).
+                os.chown(preferred, os.geteuid(), os.getegid(), follow_symlinks=False)
             preferred.chmod(0o700)
             self._owns_socket_dir = False
             return preferred
@@ -248,10 +308,25 @@ def _stop_nodes(nodes: list[NodeProcess]) -> None:
         node.stop()
 
 
-def _stop_all(deployments: dict[str, _Deployment], socket_dir: Path, owns_dir: bool) -> None:
+def _release_version(identities: UidAllocator | None, socket_dir: Path, key: str) -> None:
+    """Free the version's uid (ending whatever still runs as it) and its socket directory."""
+    if identities is None:
+        return
+    uid = identities.release(_VERSION_OWNER + key)
+    if uid is not None:
+        shutil.rmtree(socket_dir / str(uid), ignore_errors=True)
+
+
+def _stop_all(
+    deployments: dict[str, _Deployment],
+    socket_dir: Path,
+    owns_dir: bool,
+    identities: UidAllocator | None,
+) -> None:
     while deployments:
-        _, deployment = deployments.popitem()
+        key, deployment = deployments.popitem()
         _stop_nodes(deployment.nodes)
+        _release_version(identities, socket_dir, key)
     if owns_dir:
         with contextlib.suppress(OSError):
             shutil.rmtree(socket_dir)

@@ -6,6 +6,12 @@ files. The environment sees Cairn's own site-packages through a `.pth` file, so 
 frameworks (TensorFlow, scikit-learn, XGBoost) are never reinstalled and pip only adds
 what is missing. Environments are built in a temporary directory and renamed into place,
 so two jobs racing for the same packages never see a half-built one.
+
+With `identities` (a root server), pip runs as a builder uid of its own per build (building
+an sdist runs its `setup.py`, which is user code), which owns the build directory alone.
+Once pip is done, whatever still runs as that uid is ended and the environment is sealed
+(`acl.seal_tree`): the server's, readable by the group every job runs in, writable by
+nobody else, so no job (nor a later build) can change an environment another job uses.
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cairn.executors import RunAs, terminate_tree, user_code_environment
+from cairn.executors import RunAs, UidAllocator, terminate_tree, user_code_environment
+from cairn.executors.acl import seal_tree
 
 # Age after which a `.building-*` directory is a leftover of a crashed build.
 _ABANDONED_BUILD_S = 3600.0
+# Builder uids are allocated under this prefix plus the build directory's name.
+_BUILD_OWNER = "builds/"
+# Written into an environment once it is sealed: those without it are sealed at start-up.
+SEALED_MARKER = ".cairn-sealed"
 
 # Lines of pip's output kept in the error message of a failed install.
 PIP_TAIL_LINES = 30
@@ -87,15 +98,37 @@ class EnvironmentCache:
     """Builds and finds the environment for a set of package files."""
 
     def __init__(
-        self, envs_root: Path, pip_args: Sequence[str] = (), *, run_as: RunAs | None = None
+        self,
+        envs_root: Path,
+        pip_args: Sequence[str] = (),
+        *,
+        identities: UidAllocator | None = None,
     ) -> None:
         self.envs_root = envs_root
         self._pip_args = list(pip_args)
-        # pip runs as this user: building an sdist runs its setup.py, which is user code.
-        self._run_as = run_as
+        # Builder uids come from here: building an sdist runs its setup.py, user code.
+        self._identities = identities
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        if identities is not None:
+            # Builds a previous server left unfinished: end what still runs as their uids.
+            for owner in identities.owners(_BUILD_OWNER):
+                identities.release(owner)
         self._remove_abandoned_builds()
+        if identities is not None:
+            self._seal_unsealed()
+
+    def _seal_unsealed(self) -> None:
+        """Seal environments built before builds were sealed (writable by their builder),
+        or whose sealing a crash cut short."""
+        assert self._identities is not None
+        if not self.envs_root.is_dir():
+            return
+        for entry in self.envs_root.iterdir():
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir() and not entry.is_symlink() and not (entry / SEALED_MARKER).exists():
+                _seal(entry, self._identities.base.gid)
 
     def _remove_abandoned_builds(self) -> None:
         """Builds a crashed server left behind (none can still be running an hour later)."""
@@ -130,7 +163,7 @@ class EnvironmentCache:
             self.envs_root.mkdir(parents=True, exist_ok=True)
             building = self.envs_root / f".building-{key[:16]}-{uuid.uuid4().hex[:8]}"
             try:
-                self._build(building, package_files, log_path, cancelled)
+                self._build_as_builder(building, package_files, log_path, cancelled)
                 _retarget_scripts(building, final)
                 try:
                     os.rename(building, final)
@@ -142,12 +175,34 @@ class EnvironmentCache:
                 shutil.rmtree(building, ignore_errors=True)
         return PythonEnvironment(final)
 
+    def _build_as_builder(
+        self,
+        root: Path,
+        package_files: Sequence[Path],
+        log_path: Path,
+        cancelled: threading.Event | None,
+    ) -> None:
+        """`_build` as a builder uid of its own; the result is sealed for the jobs' group."""
+        if self._identities is None:
+            self._build(root, package_files, log_path, cancelled, None)
+            return
+        owner = f"{_BUILD_OWNER}{root.name}"
+        builder = self._identities.allocate(owner)
+        try:
+            self._build(root, package_files, log_path, cancelled, builder)
+        finally:
+            # Ends whatever setup.py left running as the builder, so nothing changes the
+            # tree while (or after) it is sealed.
+            self._identities.release(owner)
+        _seal(root, builder.gid)
+
     def _build(
         self,
         root: Path,
         package_files: Sequence[Path],
         log_path: Path,
         cancelled: threading.Event | None,
+        builder: RunAs | None,
     ) -> None:
         venv.EnvBuilder(with_pip=False, symlinks=True, clear=True).create(root)
         site_packages = _site_packages(root)
@@ -155,6 +210,8 @@ class EnvironmentCache:
         lines = [f"import site; site.addsitedir({path!r})" for path in _cairn_site_dirs()]
         (site_packages / "_cairn_frameworks.pth").write_text("\n".join(lines) + "\n")
         _record_framework_aliases(site_packages)
+        if builder is not None:
+            _give_tree(root, builder)  # the builder's alone (0700 under the server's umask)
         command = [
             str(root / "bin" / "python"),
             "-m",
@@ -165,8 +222,8 @@ class EnvironmentCache:
             "--no-warn-script-location",
             # Build sdists with the setuptools Cairn already has: no download, no network.
             "--no-build-isolation",
-            # The user-code user has no home to keep a cache in.
-            *(["--no-cache-dir"] if self._run_as is not None else []),
+            # A builder uid has no home to keep a cache in.
+            *(["--no-cache-dir"] if builder is not None else []),
             *self._pip_args,
             *[str(p) for p in package_files],
         ]
@@ -174,10 +231,10 @@ class EnvironmentCache:
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONHOME", None)
         user_options: dict[str, Any] = {}
-        if self._run_as is not None:
-            self._run_as.open_the_way()
-            env = self._run_as.environment(env)
-            user_options = self._run_as.popen_options()
+        if builder is not None:
+            builder.open_the_way()
+            env = builder.environment(env, home=root)
+            user_options = builder.popen_options()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             log.write(f"Installing {', '.join(p.name for p in package_files)}\n".encode())
@@ -206,6 +263,24 @@ class EnvironmentCache:
                 f"Installing the job's packages with pip failed (exit status {code}). "
                 f"The last lines of pip's output:\n{_tail(log_path, start)}"
             )
+
+
+def _seal(root: Path, gid: int) -> None:
+    """`acl.seal_tree`, then the marker that says it is done."""
+    seal_tree(root, gid)
+    fd = os.open(root / SEALED_MARKER, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+    try:
+        os.fchown(fd, os.geteuid(), gid)
+    finally:
+        os.close(fd)
+
+
+def _give_tree(root: Path, builder: RunAs) -> None:
+    """Hand the fresh venv (only the server has touched it so far) to the builder."""
+    builder.give(root)
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs + files:
+            builder.give(Path(directory, name))
 
 
 def _tail(path: Path, start: int) -> str:

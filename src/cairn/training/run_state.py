@@ -3,7 +3,8 @@
 It is what lets a restarted server find a job's replicas again (pid plus process
 creation time, so a reused pid is never mistaken for the replica), and what tells it
 the outcome of a run that ended while nobody was watching. It names the home that started
-the run, so a server on a copy of that home never adopts, or ends, the original's replicas.
+the run, so a server on a copy of that home never adopts, or ends, the original's replicas,
+and the uid the job runs as, so a restarted server keeps that uid the job's.
 It lies in the run directory, which the server owns: user code can read past it but can
 never rewrite it (the pids in it are processes the server would signal).
 """
@@ -28,6 +29,7 @@ class RunState:
     trial_id: str | None = None
     outcome: dict[str, Any] | None = None  # {"state": ..., "error_message": ...} once ended
     home_id: str | None = None  # the identity of the home whose server started the run
+    uid: int | None = None  # the job's own uid its replicas run as (None: the server's user)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +38,7 @@ class RunState:
             "trial_id": self.trial_id,
             "outcome": self.outcome,
             "home_id": self.home_id,
+            "uid": self.uid,
         }
 
     @classmethod
@@ -46,6 +49,7 @@ class RunState:
             trial_id=data.get("trial_id"),
             outcome=data.get("outcome"),
             home_id=data.get("home_id"),
+            uid=int(data["uid"]) if data.get("uid") is not None else None,
         )
 
 

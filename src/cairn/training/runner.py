@@ -5,13 +5,18 @@ per run prepares the package environment, launches every replica of the cluster 
 an executor, watches them, and calls `on_finished` exactly once. A run is one job, or one
 tuning trial of a job (`trial_id`), so the tuning engine reuses all of this.
 
-With `run_as`, pip and every replica run as that unprivileged user. The run directory
-stays the server's (its run record, logs and job files); the replicas may write only
-their working directory `work/`, their exit files, their log files and the metric file.
+With `identities` (a root server), every job runs as a uid of its own, allocated before
+anything of the job is written and kept until the job ends (all its replicas, and every
+trial of a tuning job); pip runs as a builder uid of its own per build. The run directory
+stays the server's (its run record, logs and job files) and only the job's uid may pass
+through it; that uid owns the working directory `work/`, the exit files' directory, the log
+files, the metric file's directory and the job files. Other jobs, though in the same group,
+can neither list nor open any of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -32,8 +37,9 @@ from cairn.executors import (
     ReplicaProcess,
     ReplicaRecord,
     RunAs,
+    UidAllocator,
 )
-from cairn.executors.acl import READ, SEARCH, WRITE
+from cairn.executors.acl import SEARCH, grant_group, group_grant, remove_default, revoke_user
 from cairn.training.cluster import ClusterSpec, ReplicaSpec, cluster_for
 from cairn.training.environments import (
     EnvironmentBuildCancelled,
@@ -66,6 +72,11 @@ _RUN_ENTRIES = frozenset({"run.json", "logs", "exit", "work", "trials", "hypertu
 RunKey = tuple[str, str, str | None]
 
 
+def _job_owner(project: str, job_id: str) -> str:
+    """The name a job's uid is allocated under."""
+    return f"jobs/{project}/{job_id}"
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     state: str  # "SUCCEEDED" | "FAILED" | "CANCELLED"
@@ -82,6 +93,7 @@ class _Run:
     stop_reason: str | None = None  # "cancel" or "shutdown"
     replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
     thread: threading.Thread | None = None
+    run_as: RunAs | None = None  # the job's own identity (None: the server's user)
 
 
 class TrainingRunner:
@@ -96,18 +108,19 @@ class TrainingRunner:
         executor: Executor | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         pip_args: Sequence[str] = (),
-        run_as: RunAs | None = None,
+        identities: UidAllocator | None = None,
         home_id: str | None = None,
         api_url: str | None = None,
     ) -> None:
-        """`run_as`: the user that pip and replicas run as (None: this process's user).
-        `home_id`: the identity of the home, kept in run records so a copy of the home never
-        adopts the original's replicas. `api_url`: given to replicas as CAIRN_API."""
+        """`identities`: where each job's uid (and each build's) comes from (None: pip and
+        replicas run as this process's user). `home_id`: the identity of the home, kept in
+        run records so a copy of the home never adopts the original's replicas. `api_url`:
+        given to replicas as CAIRN_API."""
         self.jobs_root = jobs_root
-        self.environments = EnvironmentCache(envs_root, pip_args, run_as=run_as)
+        self.environments = EnvironmentCache(envs_root, pip_args, identities=identities)
         self._storage = storage
-        self._run_as = run_as
-        self._executor = executor or LocalProcessExecutor(run_as)
+        self._identities = identities
+        self._executor = executor or LocalProcessExecutor()
         self._home_id = home_id
         self._api_url = api_url
         self._grace_s = grace_s
@@ -133,11 +146,20 @@ class TrainingRunner:
 
         `extra_env` is set in every replica's environment (AI Platform's variables win).
         """
-        python_module(training_input)
-        package_files = self._package_files(training_input)
-        context = self._context(project, job_id, training_input, trial_id, extra_args, extra_env)
-        run = _Run((project, job_id, trial_id), context, on_state, on_finished)
-        self._register(run)
+        try:
+            python_module(training_input)
+            package_files = self._package_files(training_input)
+            run_as = self._job_identity(project, job_id)
+            context = self._context(
+                project, job_id, training_input, trial_id, extra_args, extra_env
+            )
+            self._open_run_dir(context, run_as)
+            run = _Run((project, job_id, trial_id), context, on_state, on_finished, run_as=run_as)
+            self._register(run)
+        except BaseException:
+            if trial_id is None:
+                self._release_job_if_idle(project, job_id)
+            raise
         clear_run_state(context.run_dir)
         run.thread = threading.Thread(
             target=self._execute,
@@ -172,19 +194,33 @@ class TrainingRunner:
         whose outcome was recorded gets that outcome; a run started by the server of
         another home (this one is a copy) fails without its processes being touched.
         False (no run record: the job was still PREPARING) leaves the job to the caller.
-        `extra_env` is accepted like `start`'s; adopted replicas keep the one they began with.
+        `extra_env` is accepted like `start`'s; adopted replicas keep the one they began with,
+        and the uid they run as (from the run record) stays the job's.
         """
         context = self._context(
             project, job_id, training_input, trial_id, (), extra_env, with_ports=False
         )
         state = read_run_state(context.run_dir)
         if state is None:
+            if trial_id is None:
+                self._release_job_if_idle(project, job_id)
             return False
         run = _Run((project, job_id, trial_id), context, on_state, on_finished)
         if state.home_id != self._home_id:
+            if self._identities is not None:
+                # Its uid runs the original home's processes: never end them from here.
+                self._identities.forget(_job_owner(project, job_id))
             self._register(run)
             self._deliver_later(run, RunOutcome("FAILED", FOREIGN_HOME_MESSAGE))
             return True
+        if self._identities is not None:
+            owner = _job_owner(project, job_id)
+            # A run record without a uid was started when every job ran as the run-as user.
+            run.run_as = (
+                self._identities.adopt(owner, state.uid)
+                if state.uid is not None
+                else self._identities.base
+            )
         if state.outcome is not None:
             # It ended and was recorded, but the server died before the job heard of it.
             self._register(run)
@@ -206,19 +242,21 @@ class TrainingRunner:
     def write_job_file(self, project: str, job_id: str, name: str, data: bytes) -> Path:
         """Write `data` to `<job dir>/<name>` for the job's replicas, and return its path.
 
-        Mode 0600, owned by the user the replicas run as: they can read it (e.g. the job's
-        credential, named by GOOGLE_APPLICATION_CREDENTIALS), no other user can, and since
-        the job directory is the server's, user code can neither replace nor remove it.
+        Mode 0600, owned by the job's own uid (allocated now if the job has none yet): its
+        replicas can read it (e.g. the job's credential, named by
+        GOOGLE_APPLICATION_CREDENTIALS), no other job can even reach it, and since the job
+        directory is the server's, user code can neither replace nor remove it.
         """
         target = self._job_file(project, job_id, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        run_as = self._job_identity(project, job_id)
+        self._open_job_dir(project, job_id, run_as)
         temporary = target.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                if self._run_as is not None:
-                    os.fchown(handle.fileno(), self._run_as.uid, self._run_as.gid)
+                if run_as is not None:
+                    os.fchown(handle.fileno(), run_as.uid, run_as.gid)
             os.replace(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -228,6 +266,29 @@ class TrainingRunner:
     def remove_job_file(self, project: str, job_id: str, name: str) -> None:
         """Remove a file `write_job_file` wrote (when the job ends); gone already is fine."""
         self._job_file(project, job_id, name).unlink(missing_ok=True)
+
+    def job_uid(self, project: str, job_id: str) -> int | None:
+        """The uid the job's replicas run as while it holds one (None: not root, or ended)."""
+        if self._identities is None:
+            return None
+        run_as = self._identities.find(_job_owner(project, job_id))
+        return None if run_as is None else run_as.uid
+
+    def release_job(self, project: str, job_id: str) -> None:
+        """The job ended: end whatever still runs as its uid, shut that uid out of the job's
+        directory and free it. Runs of whole jobs do this themselves when they end; a tuning
+        engine calls it once the last trial of a job has ended (trials share the job's uid).
+        """
+        if self._identities is None:
+            return
+        owner = _job_owner(project, job_id)
+        run_as = self._identities.find(owner)
+        if run_as is None:
+            return
+        job_dir = self.jobs_root / project / job_id
+        with contextlib.suppress(FileNotFoundError):
+            revoke_user(job_dir, run_as.uid)
+        self._identities.release(owner)
 
     def read_logs(
         self, project: str, job_id: str, cursor: str | None
@@ -268,6 +329,41 @@ class TrainingRunner:
                 for (p, j, t), run in self._runs.items()
                 if p == project and j == job_id and (trial_id is None or t == trial_id)
             ]
+
+    def _job_identity(self, project: str, job_id: str) -> RunAs | None:
+        if self._identities is None:
+            return None
+        return self._identities.allocate(_job_owner(project, job_id))
+
+    def _release_job_if_idle(self, project: str, job_id: str) -> None:
+        """`release_job` unless a run of the job is still registered."""
+        with self._lock:
+            if any(p == project and j == job_id for p, j, _ in self._runs):
+                return
+        try:
+            self.release_job(project, job_id)
+        except Exception:
+            log.exception("could not release the uid of job %s/%s", project, job_id)
+
+    def _open_job_dir(self, project: str, job_id: str, run_as: RunAs | None) -> None:
+        """Create the job directory; with `run_as`, let that uid (alone) pass through it."""
+        job_dir = self.jobs_root / project / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        if run_as is None:
+            return
+        project_dir = job_dir.parent
+        # Every job's group passes through the project; what is made in it inherits nothing.
+        if group_grant(project_dir, run_as.gid) != SEARCH:
+            grant_group(project_dir, run_as.gid, SEARCH)
+        remove_default(project_dir)
+        run_as.grant(job_dir, SEARCH)
+
+    def _open_run_dir(self, context: RunContext, run_as: RunAs | None) -> None:
+        """`_open_job_dir`, and the same for a trial's directories."""
+        self._open_job_dir(context.job_dir.parent.name, context.job_id, run_as)
+        if run_as is not None and context.run_dir != context.job_dir:
+            for directory in (context.run_dir.parent, context.run_dir):
+                run_as.grant(directory, SEARCH)
 
     def _job_file(self, project: str, job_id: str, name: str) -> Path:
         if name != Path(name).name or name in ("", ".", "..") or name in _RUN_ENTRIES:
@@ -343,6 +439,7 @@ class TrainingRunner:
                     replicas=[p.record for p in run.replicas.values()],
                     trial_id=context.trial_id,
                     home_id=self._home_id,
+                    uid=run.run_as.uid if run.run_as is not None else None,
                 ),
             )
             if not run.stop.is_set():
@@ -383,10 +480,11 @@ class TrainingRunner:
     def _launch(self, run: _Run, replica: ReplicaSpec, environment: Any) -> ReplicaProcess:
         context = run.context
         log_path, stderr_path = log_paths(context.run_dir, replica.task_name)
-        env = replica_env(context, replica, environment, run_as=self._run_as)
-        if self._run_as is not None:
-            # cloudml-hypertune writes the metric file; its directory is the replicas' too.
-            self._run_as.grant(context.metric_file.parent, READ | WRITE | SEARCH, inherit=True)
+        env = replica_env(context, replica, environment, run_as=run.run_as)
+        if run.run_as is not None:
+            # cloudml-hypertune writes the metric file; its directory is the job's too.
+            run.run_as.grant(context.metric_file.parent.parent, SEARCH)
+            run.run_as.give(context.metric_file.parent, 0o700)
         return self._executor.launch(
             LaunchSpec(
                 name=replica.task_name,
@@ -396,6 +494,7 @@ class TrainingRunner:
                 log_path=log_path,
                 stderr_path=stderr_path,
                 exit_path=context.run_dir / "exit" / f"{replica.task_name}.code",
+                run_as=run.run_as,
             )
         )
 
@@ -464,6 +563,9 @@ class TrainingRunner:
     def _deliver(self, run: _Run, outcome: RunOutcome) -> None:
         with self._lock:
             self._runs.pop(run.key, None)
+        project, job_id, trial_id = run.key
+        if trial_id is None:
+            self._release_job_if_idle(project, job_id)
         try:
             run.on_finished(outcome)
         except Exception:
