@@ -155,14 +155,16 @@ async def bench_http(
     """Each target (label: port, token) at each concurrency, taking turns `rounds` times.
 
     Turns cancel out drifts in the machine's load, which on two cores are larger than the
-    cost being measured; each cell sums its turns.
+    cost being measured; each cell averages its turns.
     """
     path = f"/v1/{KEY}:predict"
     results: dict[str, dict[str, dict]] = {label: {} for label in targets}
     for concurrency in CONCURRENCY:
         turns: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
-        for _ in range(rounds):
-            for label, (port, token) in targets.items():
+        for turn in range(rounds):
+            # A B, then B A: whoever goes first in a round is measured on a colder machine.
+            order = list(targets.items())
+            for label, (port, token) in order if turn % 2 == 0 else reversed(order):
                 turns[label].append(await one_turn(port, path, token, concurrency, seconds))
         for label, cells in turns.items():
             results[label][str(concurrency)] = {
