@@ -14,6 +14,8 @@ import os
 import uuid
 from pathlib import Path
 
+from cairn.iam.credential_files import write_private_file
+
 HOME_ID_FILE = "home-id"
 
 
@@ -29,9 +31,5 @@ def home_id(home: Path) -> str:
         pass  # missing, unreadable, or written for the directory this one was copied from
     identity = uuid.uuid4().hex
     record = {"id": identity, "device": place.st_dev, "inode": place.st_ino}
-    temporary = path.with_name(f".{HOME_ID_FILE}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle)
-    os.replace(temporary, path)
+    write_private_file(path, json.dumps(record))
     return identity

@@ -15,7 +15,6 @@ lock: another local process that answers on a port (or claims a home) gets nothi
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import psutil
 
 from cairn.config import access_token_from_env, config_dir, home_from_env, owner_credential_path
 from cairn.domain.errors import ApiError, Code
-from cairn.iam.credential_files import CLI_CLIENT_ID, user_credential
+from cairn.iam.credential_files import CLI_CLIENT_ID, user_credential, write_private_file
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _EARLY_REFRESH_SECONDS = 60
@@ -85,7 +84,6 @@ def exchange_refresh_token(token_url: str, info: dict[str, Any]) -> tuple[str, f
     """POST the refresh-token grant to `token_url`; (access token, monotonic expiry)."""
     status, body = _post_form(
         token_url,
-        "",
         {
             "grant_type": "refresh_token",
             "refresh_token": str(info.get("refresh_token", "")),
@@ -102,13 +100,13 @@ def exchange_refresh_token(token_url: str, info: dict[str, Any]) -> tuple[str, f
     return str(body["access_token"]), time.monotonic() + max(lifetime, 1.0)
 
 
-def _post_form(api_url: str, path: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+def _post_form(url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
     try:
-        response = httpx.post(api_url.rstrip("/") + path, data=form, timeout=30.0)
+        response = httpx.post(url, data=form, timeout=30.0)
     except httpx.TransportError:
         raise ApiError(
             Code.UNAVAILABLE,
-            f"No Cairn server answers at {api_url}. Start one with `cairn server`.",
+            f"No Cairn server answers at {url}. Start one with `cairn server`.",
         ) from None
     try:
         body = response.json()
@@ -120,8 +118,7 @@ def _post_form(api_url: str, path: str, form: dict[str, str]) -> tuple[int, dict
 def sign_in(api_url: str, code: str) -> dict[str, Any]:
     """Exchange a one-time sign-in code for a credential file's contents."""
     status, body = _post_form(
-        api_url,
-        "/token",
+        api_url.rstrip("/") + "/token",
         {"grant_type": "authorization_code", "code": code, "client_id": CLI_CLIENT_ID},
     )
     if status != 200 or "refresh_token" not in body:
@@ -134,7 +131,7 @@ def sign_in(api_url: str, code: str) -> dict[str, Any]:
 
 
 def revoke(api_url: str, refresh_token: str) -> None:
-    status, body = _post_form(api_url, "/revoke", {"token": refresh_token})
+    status, body = _post_form(api_url.rstrip("/") + "/revoke", {"token": refresh_token})
     if status != 200:
         raise ApiError(Code.UNAVAILABLE, f"The server did not revoke the credential: {body}")
 
@@ -157,14 +154,7 @@ def read_accounts() -> dict[str, Any]:
 
 
 def write_accounts(accounts: dict[str, Any]) -> Path:
-    path = accounts_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(accounts, handle, indent=2)
-    os.replace(temporary, path)
-    return path
+    return write_private_file(accounts_file(), json.dumps(accounts, indent=2))
 
 
 def server_key(api_url: str) -> str:

@@ -1,1 +1,2 @@
-"""Identity and access: roles, policies, principals, tokens and keys (pure logic, no I/O)."""
+"""Identity and access: roles, policies, principals, tokens and keys (pure logic), and the
+credential files Cairn writes."""

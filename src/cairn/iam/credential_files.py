@@ -1,7 +1,11 @@
-"""The credential files Cairn hands to people, programs and jobs, in google-auth's formats."""
+"""The credential files Cairn hands to people, programs and jobs, in google-auth's formats,
+and the one way Cairn writes a file only its owner may read."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
 from typing import Any
 
 CLI_CLIENT_ID = "cairn-cli"
@@ -27,3 +31,19 @@ def user_credential(refresh_token: str, token_uri: str, account: str) -> dict[st
         "universe_domain": "googleapis.com",
         "account": account,
     }
+
+
+def write_private_file(path: Path, data: str | bytes) -> Path:
+    """Write `data` to `path` as this OS user's alone (0600), atomically: a reader sees the
+    old file or the new one, never half, and the secret is never readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

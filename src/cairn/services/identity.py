@@ -24,7 +24,7 @@ from typing import Any
 from cairn.domain.errors import ApiError, Code, already_exists, invalid_field, not_found
 from cairn.domain.names import check_project
 from cairn.domain.wire import format_timestamp, now
-from cairn.iam.credential_files import user_credential
+from cairn.iam.credential_files import user_credential, write_private_file
 from cairn.iam.policy import check_member
 from cairn.iam.tokens import (
     ACCESS_TOKEN_PREFIX,
@@ -490,14 +490,3 @@ def _members_of(body: dict[str, Any]) -> list[str]:
     if not isinstance(members, list):
         raise invalid_field("group.members", "Members must be a list.")
     return sorted({check_member(m, f"group.members[{i}]") for i, m in enumerate(members)})
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write `text` so only this OS user can read it (directory 0700, file 0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)

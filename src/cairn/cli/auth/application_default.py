@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
 from cairn.cli.options import CairnCommand, Session, common_options
 from cairn.client.credentials import sign_in
 from cairn.config import config_dir
+from cairn.iam.credential_files import write_private_file
 
 
 @click.group("application-default", context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,9 +31,6 @@ def adc_login(code: str | None, session: Session) -> None:
         code = click.prompt("One-time sign-in code", hide_input=True)
     info = sign_in(session.api, code.strip())
     path = config_dir() / "application_default_credentials.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(info, handle, indent=2)
+    write_private_file(path, json.dumps(info, indent=2))
     session.printer.status(f"Credentials saved to file: [{path}]")
     session.printer.status(f"Use them with:\n  export GOOGLE_APPLICATION_CREDENTIALS={path}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import click
 
 from cairn.cli.options import CairnCommand, Session, common_options, confirm, quiet_option
 from cairn.cli.output import Column, basename_of, field
+from cairn.iam.credential_files import write_private_file
 
 
 @click.group("service-accounts", context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,9 +71,7 @@ def create_key(output_file: Path, iam_account: str, session: Session) -> None:
     Cairn keeps only the public half: keep the file safe.
     """
     key = session.client.create_service_account_key(iam_account)
-    descriptor = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(base64.b64decode(key["privateKeyData"]))
+    write_private_file(output_file, base64.b64decode(key["privateKeyData"]))
     key_id = key["name"].rsplit("/", 1)[-1]
     session.printer.status(f"Created key [{key_id}] of [{iam_account}] as [{output_file}].")
 
