@@ -1,8 +1,9 @@
 """Cairn's quickstart, end to end, with the commands a user would type.
 
 Starts `cairn server` on 127.0.0.1 (unless one already answers), copies a CSV into a
-local bucket, trains a scikit-learn package as a job, deploys its model as a version and
-asks it for predictions. The server keeps running afterwards (pass --stop to stop it).
+local bucket, trains a scikit-learn package as a job, tunes its hyperparameter with AI
+Platform's tuning config, deploys the best trial's model as a version and asks it for
+predictions. The server keeps running afterwards (pass --stop to stop it).
 """
 
 from __future__ import annotations
@@ -122,14 +123,40 @@ def main() -> None:
     )  # fmt: skip
     run("jobs", "describe", job, env=env)
 
-    say("4. Deploy: create a model and a version from the job's output")
+    say("4. Tune: the same trainer, with AI Platform's hyperparameter tuning config")
+    tuning_job = f"iris_tuning_{stamp}"
+    run(
+        "jobs", "submit", "training", tuning_job,
+        "--config", str(HERE / "hptuning_config.yaml"),
+        "--package-path", str(HERE / "trainer"),
+        "--module-name", "trainer.task",
+        "--job-dir", f"gs://quickstart/jobs/{tuning_job}",
+        "--region", "us-central1",
+        "--stream-logs",
+        "--", "--train-file", "gs://quickstart/data/iris.csv",
+        env=env,
+    )  # fmt: skip
+    run("jobs", "describe", tuning_job, "--summarize", env=env)
+    described = json.loads(
+        subprocess.run(
+            [CAIRN, "jobs", "describe", tuning_job, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    best = described["trainingOutput"]["trials"][0]  # trials come best first
+    print(f"Best trial: {best['trialId']} with C={best['hyperparameters']['C']}")
+
+    say("5. Deploy: create a model and a version from the best trial's model")
     exists = subprocess.run([CAIRN, "models", "describe", "iris"], env=env, capture_output=True)
     if exists.returncode != 0:
         run("models", "create", "iris", "--regions", "us-central1", env=env)
     run(
         "versions", "create", version,
         "--model", "iris",
-        "--origin", f"gs://quickstart/jobs/{job}/model",
+        "--origin", f"gs://quickstart/jobs/{tuning_job}/{best['trialId']}/model",
         "--framework", "scikit-learn",
         "--runtime-version", "2.11",
         env=env,
@@ -137,7 +164,7 @@ def main() -> None:
     if exists.returncode == 0:
         run("versions", "set-default", version, "--model", "iris", env=env)
 
-    say("5. Predict online")
+    say("6. Predict online")
     instances = work / "instances.json"
     instances.write_text("[5.1, 3.5, 1.4, 0.2]\n[6.7, 3.0, 5.2, 2.3]\n")
     print(f"$ cat {instances}\n{instances.read_text()}", end="")

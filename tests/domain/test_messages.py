@@ -114,6 +114,35 @@ def test_bool_is_not_an_integer() -> None:
         ([{"parameterName": "x", "type": "INTEGER", "minValue": 0, "maxValue": 1}] * 2, None),
         ([{"parameterName": "x", "type": "DOUBLE", "minValue": 0, "maxValue": 1}], "GRID_SEARCH"),
         ([{"parameterName": "x", "minValue": 0, "maxValue": 1}], None),
+        ([{"parameterName": "x", "type": "CATEGORICAL", "categoricalValues": ["a", "a"]}], None),
+        ([{"parameterName": "x", "type": "CATEGORICAL", "categoricalValues": ["a", ""]}], None),
+        (
+            [
+                {
+                    "parameterName": "x",
+                    "type": "CATEGORICAL",
+                    "categoricalValues": ["a"],
+                    "minValue": 1,
+                }
+            ],
+            None,
+        ),
+        ([{"parameterName": "--x=1", "type": "INTEGER", "minValue": 0, "maxValue": 1}], None),
+        (
+            [{"parameterName": "x", "type": "INTEGER", "minValue": 0, "maxValue": 1e7}],
+            "GRID_SEARCH",
+        ),
+        (
+            [
+                {
+                    "parameterName": "x",
+                    "type": "DISCRETE",
+                    "discreteValues": [0, 1],
+                    "scaleType": "UNIT_LOG_SCALE",
+                }
+            ],
+            None,
+        ),
     ],
 )
 def test_hyperparameter_rules(params: list[dict[str, object]], algorithm: str | None) -> None:

@@ -1,7 +1,9 @@
 """A scikit-learn trainer in AI Platform's shape: flags in, a model under --job-dir out.
 
 Run by Cairn as `python -m trainer.task --train-file ... --job-dir ...`; `gs://` URIs
-of local buckets arrive as local paths.
+of local buckets arrive as local paths. In a hyperparameter tuning job each trial gets
+`--C=VALUE`, reports its held-out accuracy with cloudml-hypertune, and writes its model
+under `<job dir>/<trial id>/`, as AI Platform's trainers do.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import hypertune
 import joblib
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -45,7 +48,11 @@ def main() -> None:
     accuracy = model.score(test_x, test_y)
     print(f"trained on {len(train_x)} rows; held-out accuracy {accuracy:.3f}", flush=True)
 
-    export = Path(args.job_dir) / "model"
+    trial = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("trial")
+    hypertune.HyperTune().report_hyperparameter_tuning_metric(
+        hyperparameter_metric_tag="accuracy", metric_value=accuracy, global_step=1
+    )
+    export = Path(args.job_dir, trial or "", "model")
     export.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, export / "model.joblib")
     (export / "metrics.json").write_text(json.dumps({"accuracy": accuracy}))

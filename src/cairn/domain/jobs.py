@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Literal
 
@@ -344,6 +345,13 @@ def _check_cluster(spec: TrainingInput, path: str) -> None:
             )
 
 
+# A parameter becomes the trainer flag `--NAME=VALUE`, so its name must read as one.
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+# A grid is enumerated: past this many combinations it is not a search one can finish.
+MAX_GRID_SIZE = 1_000_000
+MAX_TUNING_TRIALS = 10_000
+
+
 def validate_hyperparameters(spec: HyperparameterSpec, path: str) -> None:
     if not spec.params:
         raise invalid_field(f"{path}.params", "At least one parameter is required.")
@@ -351,17 +359,55 @@ def validate_hyperparameters(spec: HyperparameterSpec, path: str) -> None:
         value = getattr(spec, name)
         if value is not None and value < 0:
             raise invalid_field(f"{path}.{name}", "Must not be negative.")
+    if spec.max_trials is not None and spec.max_trials > MAX_TUNING_TRIALS:
+        raise invalid_field(
+            f"{path}.max_trials", f"At most {MAX_TUNING_TRIALS} trials per tuning job."
+        )
+    if spec.hyperparameter_metric_tag is not None and (
+        not spec.hyperparameter_metric_tag.strip() or len(spec.hyperparameter_metric_tag) > 256
+    ):
+        raise invalid_field(
+            f"{path}.hyperparameter_metric_tag",
+            "Give the metric's tag as the trainer reports it (1-256 characters), or leave it "
+            "unset for training/hptuning/metric.",
+        )
+    if spec.resume_previous_job_id is not None:
+        check_id(spec.resume_previous_job_id, f"{path}.resume_previous_job_id")
     seen: set[str] = set()
     for index, param in enumerate(spec.params):
         where = f"{path}.params[{index}]"
         if not param.parameter_name:
             raise invalid_field(f"{where}.parameter_name", "A parameter name is required.")
+        if not _PARAMETER_NAME.fullmatch(param.parameter_name):
+            raise invalid_field(
+                f"{where}.parameter_name",
+                f"{shown(param.parameter_name)} cannot be a trainer flag: use letters, digits, "
+                "'_', '.' and '-', starting with a letter or '_'.",
+            )
         if param.parameter_name in seen:
             raise invalid_field(
                 f"{where}.parameter_name", f"Duplicate parameter '{param.parameter_name}'."
             )
         seen.add(param.parameter_name)
         _check_parameter(param, where, spec.algorithm)
+    if spec.algorithm == "GRID_SEARCH":
+        size = 1
+        for param in spec.params:
+            size *= _choice_count(param)
+        if size > MAX_GRID_SIZE:
+            raise invalid_field(
+                f"{path}.params",
+                f"This grid has {size} combinations; GRID_SEARCH runs at most {MAX_GRID_SIZE}. "
+                "Narrow the ranges, or use the default algorithm (Bayesian optimisation).",
+            )
+
+
+def _choice_count(param: ParameterSpec) -> int:
+    if param.type == "INTEGER":
+        return int(param.max_value or 0) - int(param.min_value or 0) + 1
+    if param.type == "CATEGORICAL":
+        return len(param.categorical_values or [])
+    return len(param.discrete_values or [])
 
 
 def _check_parameter(param: ParameterSpec, where: str, algorithm: str | None) -> None:
@@ -375,42 +421,59 @@ def _check_parameter(param: ParameterSpec, where: str, algorithm: str | None) ->
             f"{where}.type",
             "GRID_SEARCH cannot search DOUBLE parameters; use INTEGER, CATEGORICAL or DISCRETE.",
         )
+    log_scale = param.scale_type in ("UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE")
     if kind in ("DOUBLE", "INTEGER"):
         if param.min_value is None or param.max_value is None:
             raise invalid_field(
                 f"{where}.min_value", f"{kind} parameters need minValue and maxValue."
             )
+        if not (math.isfinite(param.min_value) and math.isfinite(param.max_value)):
+            raise invalid_field(f"{where}.min_value", "minValue and maxValue must be finite.")
         if param.min_value > param.max_value:
             raise invalid_field(f"{where}.max_value", "maxValue must not be below minValue.")
         if kind == "INTEGER" and not (
             float(param.min_value).is_integer() and float(param.max_value).is_integer()
         ):
             raise invalid_field(f"{where}.min_value", "INTEGER bounds must be whole numbers.")
-        if (
-            param.scale_type in ("UNIT_LOG_SCALE", "UNIT_REVERSE_LOG_SCALE")
-            and param.min_value <= 0
-        ):
+        if log_scale and param.min_value <= 0:
             raise invalid_field(
                 f"{where}.min_value", f"{param.scale_type} needs a range above zero."
             )
+    elif param.min_value is not None or param.max_value is not None:
+        raise invalid_field(
+            f"{where}.min_value",
+            f"{kind} parameters take their values from a list; leave minValue and maxValue unset.",
+        )
     if kind == "CATEGORICAL":
-        if not param.categorical_values:
+        values = param.categorical_values or []
+        if not values:
             raise invalid_field(
                 f"{where}.categorical_values", "CATEGORICAL parameters need categoricalValues."
+            )
+        if len(set(values)) != len(values) or not all(values):
+            raise invalid_field(
+                f"{where}.categorical_values",
+                "categoricalValues must be distinct, non-empty strings.",
             )
         if param.scale_type not in (None, "NONE"):
             raise invalid_field(f"{where}.scale_type", "Leave scaleType unset for CATEGORICAL.")
     if kind == "DISCRETE":
-        values = param.discrete_values or []
-        if not values:
+        discrete = param.discrete_values or []
+        if not discrete:
             raise invalid_field(
                 f"{where}.discrete_values", "DISCRETE parameters need discreteValues."
             )
-        if len(values) > 1000:
+        if len(discrete) > 1000:
             raise invalid_field(f"{where}.discrete_values", "At most 1000 values are allowed.")
-        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        if not all(math.isfinite(v) for v in discrete):
+            raise invalid_field(f"{where}.discrete_values", "discreteValues must be finite.")
+        if any(b <= a for a, b in zip(discrete, discrete[1:], strict=False)):
             raise invalid_field(
                 f"{where}.discrete_values", "discreteValues must be strictly increasing."
+            )
+        if log_scale and discrete[0] <= 0:
+            raise invalid_field(
+                f"{where}.discrete_values", f"{param.scale_type} needs values above zero."
             )
 
 
@@ -456,6 +519,15 @@ def check_labels(labels: dict[str, str] | None, path: str) -> None:
             )
 
 
+def replica_count(spec: TrainingInput) -> int:
+    """How many replicas one run of the job starts, master included."""
+    tier = spec.scale_tier or "BASIC"
+    if tier == "CUSTOM":
+        counts = (spec.worker_count, spec.parameter_server_count, spec.evaluator_count)
+        return 1 + sum(count or 0 for count in counts)
+    return 1 + sum(TIER_REPLICAS.get(tier, (0, 0)))
+
+
 def check_replica_limit(spec: TrainingInput, max_replicas: int) -> None:
     """Refuse a cluster larger than this server runs (`CAIRN_MAX_REPLICAS`, master included).
 
@@ -464,8 +536,8 @@ def check_replica_limit(spec: TrainingInput, max_replicas: int) -> None:
     then fail at launch (E2BIG), so it is refused here, naming the field to change.
     """
     path = "job.training_input"
-    tier = spec.scale_tier or "BASIC"
-    if tier == "CUSTOM":
+    field = f"{path}.scale_tier"
+    if (spec.scale_tier or "BASIC") == "CUSTOM":
         counts = {
             "worker_count": spec.worker_count or 0,
             "parameter_server_count": spec.parameter_server_count or 0,
@@ -473,16 +545,30 @@ def check_replica_limit(spec: TrainingInput, max_replicas: int) -> None:
         }
         # Name the count that contributes most: the one to lower.
         field = f"{path}.{max(counts, key=lambda name: counts[name])}"
-        total = 1 + sum(counts.values())
-    else:
-        field = f"{path}.scale_tier"
-        total = 1 + sum(TIER_REPLICAS.get(tier, (0, 0)))
+    total = replica_count(spec)
     if total > max_replicas:
         raise invalid_field(
             field,
             f"This server runs at most {max_replicas} replicas per job, master included "
             f"(CAIRN_MAX_REPLICAS); this job asks for {total}.",
         )
+    parallel = parallel_trials(spec)
+    if total * parallel > max_replicas:
+        raise invalid_field(
+            f"{path}.hyperparameters.max_parallel_trials",
+            f"This server runs at most {max_replicas} replicas per job (CAIRN_MAX_REPLICAS); "
+            f"{parallel} parallel trials of {total} replicas each would be "
+            f"{total * parallel}. Lower maxParallelTrials.",
+        )
+
+
+def parallel_trials(spec: TrainingInput) -> int:
+    """How many trials of a tuning job run at once (1 for a plain job); AI Platform's
+    defaults are maxTrials 1 and maxParallelTrials 1."""
+    tuning = spec.hyperparameters
+    if tuning is None:
+        return 1
+    return max(1, min(tuning.max_parallel_trials or 1, tuning.max_trials or 1))
 
 
 def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
@@ -492,11 +578,6 @@ def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
             Code.UNIMPLEMENTED,
             "Custom containers (masterConfig.imageUri) are not built in Cairn yet; "
             "submit a Python package with packageUris and pythonModule.",
-        )
-    if spec.hyperparameters is not None:
-        return ApiError(
-            Code.UNIMPLEMENTED,
-            "Hyperparameter tuning (trainingInput.hyperparameters) is not built in Cairn yet.",
         )
     if spec.scale_tier == "BASIC_TPU":
         return ApiError(

@@ -145,13 +145,16 @@ class Message(BaseModel):
 
 
 def field_path(root: str, location: tuple[Any, ...]) -> str:
-    """Google's spelling of a field path: snake_case names, `[i]` for list items."""
+    """Google's spelling of a field path: snake_case names, `[i]` for list items.
+
+    An empty `root` is a request whose fields are the body's own (HTTP body `*`).
+    """
     path = root
     for part in location:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += "." + to_snake(str(part))
+            path += ("." if path else "") + to_snake(str(part))
     return path
 
 
@@ -163,7 +166,8 @@ def validation_error(exc: ValidationError, root: str) -> ApiError:
         if error["type"] == "extra_forbidden":
             name = str(error["loc"][-1])
             where = field_path(root, tuple(error["loc"][:-1]))
-            text = f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+            at = f" at '{where}'" if where else ""
+            text = f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.'
             violations.append(FieldViolation(field, f'Unknown name "{name}".'))
         else:
             detail = error["msg"].removeprefix("Value error, ")

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from cairn.services.access import service_agent
 from cairn.services.projects import ProjectService
 from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.services.request_paths import RequestPaths
+from cairn.services.tuning_jobs import TuningJobs
 from cairn.store import DuplicateKeyError, EtagMismatchError
 
 log = logging.getLogger(__name__)
@@ -117,8 +119,12 @@ class JobService:
         max_replicas: int = DEFAULT_MAX_REPLICAS,
         paths: RequestPaths | None = None,
         credentials: JobCredentials | None = None,
+        tuning: TuningJobs | None = None,
     ) -> None:
+        """`tuning` runs jobs with `trainingInput.hyperparameters` (None: refused as
+        UNIMPLEMENTED); it runs their trials through `runner` too."""
         self._credentials = credentials
+        self._tuning = tuning
         self._repo = repo
         self._projects = projects
         self._runner = runner
@@ -149,6 +155,12 @@ class JobService:
         self._check_paths(job.training_input)
         if (unsupported := unsupported_training_features(job.training_input)) is not None:
             raise unsupported
+        if job.training_input.hyperparameters is not None:
+            if self._tuning is None:
+                raise ApiError(
+                    Code.UNIMPLEMENTED, "This server was started without hyperparameter tuning."
+                )
+            self._tuning.check_new(project, job.training_input.to_json())
         job.state = "QUEUED"
         job.create_time = now()
         job.etag = new_etag()
@@ -216,7 +228,7 @@ class JobService:
                 if key in self._queue:
                     self._queue.remove(key)
         elif previous in ("PREPARING", "RUNNING"):
-            self._runner.cancel(project, job_id)
+            self._engine(self._repo.get(key) or {}).cancel(project, job_id)
         return {}
 
     def patch(
@@ -272,18 +284,28 @@ class JobService:
             with self._lock:
                 self._running.add((project, job_id))
             try:
-                adopted = self._runner.recover(
-                    project,
-                    job_id,
-                    spec,
-                    on_state=self._state_callback((project, job_id)),
-                    on_finished=self._finished_callback((project, job_id)),
-                )
+                if self._tuning is not None and spec.get("hyperparameters") is not None:
+                    adopted = self._tuning.recover(
+                        project,
+                        job_id,
+                        spec,
+                        on_state=self._state_callback((project, job_id)),
+                        on_finished=self._finished_callback((project, job_id)),
+                        identity_env=partial(self._identity_env, (project, job_id), doc),
+                    )
+                else:
+                    adopted = self._runner.recover(
+                        project,
+                        job_id,
+                        spec,
+                        on_state=self._state_callback((project, job_id)),
+                        on_finished=self._finished_callback((project, job_id)),
+                    )
             except Exception:
                 log.exception("could not re-adopt job %s/%s", project, job_id)
             if adopted:
                 if doc.get("state") == "CANCELLING":
-                    self._runner.cancel(project, job_id)
+                    self._engine(doc).cancel(project, job_id)
                 continue
             with self._lock:
                 self._running.discard((project, job_id))
@@ -313,7 +335,11 @@ class JobService:
     def stop(self) -> None:
         with self._lock:
             self._queue.clear()
+        if self._tuning is not None:
+            self._tuning.shutdown()  # first, so trials cut short count as interrupted
         self._runner.shutdown()
+        if self._tuning is not None:
+            self._tuning.join(timeout=10)
 
     # ----- scheduling --------------------------------------------------------------------
 
@@ -339,7 +365,7 @@ class JobService:
                     self._running.discard(key)
                 continue
             try:
-                self._runner.start(
+                self._engine(doc).start(
                     key[0],
                     key[1],
                     doc.get("trainingInput", {}),
@@ -354,6 +380,12 @@ class JobService:
                 self._finished_callback(key)(
                     _Outcome("FAILED", f"Cairn could not start the job: {exc}")
                 )
+
+    def _engine(self, doc: Mapping[str, Any]) -> Runner | TuningJobs:
+        """The tuning engine for a job with hyperparameters, the training runner otherwise."""
+        if self._tuning is not None and (doc.get("trainingInput") or {}).get("hyperparameters"):
+            return self._tuning
+        return self._runner
 
     def _identity_env(self, key: tuple[str, str], doc: dict[str, Any]) -> dict[str, str]:
         """A credential for whom the job runs as: its service account, else the project's

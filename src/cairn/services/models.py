@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.domain.errors import ApiError, Code, already_exists, failed_precondition, invalid_field
+from cairn.domain.locations import DEFAULT_REGION
 from cairn.domain.models import Model, check_description, check_labels, validate_new_model
 from cairn.domain.names import ModelName, check_id, check_project
 from cairn.domain.operations import EMPTY_TYPE, MODEL_TYPE
@@ -13,7 +14,6 @@ from cairn.services.projects import ProjectService
 from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.store import DuplicateKeyError
 
-DEFAULT_REGION = "us-central1"
 # Keys of the stored model document: the id of its default version, and a flag set while
 # a delete checks that no version remains (a version create seeing it backs out).
 DEFAULT_VERSION_KEY = "_defaultVersion"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cairn.domain.jobs import DEFAULT_MAX_REPLICAS
 from cairn.services.access import AccessService
@@ -16,7 +16,12 @@ from cairn.services.operations import OperationService
 from cairn.services.predictions import PredictionService
 from cairn.services.projects import ProjectService
 from cairn.services.request_paths import RequestPaths
+from cairn.services.tuning_jobs import TrialRunner, TuningJobs
 from cairn.services.versions import VersionService
+
+
+class TrainingEngine(TrialRunner, Runner, Protocol):
+    """The training runner as both plain jobs and tuning trials use it."""
 
 
 @dataclass
@@ -44,7 +49,7 @@ class Platform:
 def build_platform(
     store: Any,
     storage: Any,
-    runner: Runner,
+    runner: TrainingEngine,
     serving: Any,
     *,
     models_root: Path,
@@ -82,6 +87,7 @@ def build_platform(
         max_replicas=max_replicas,
         paths=paths,
         credentials=None if token_uri is None else JobCredentialIssuer(identity, token_uri),
+        tuning=TuningJobs(store.jobs, runner),
     )
     return Platform(
         projects=projects,

@@ -9,7 +9,18 @@ from cairn.store.database import Database
 from cairn.store.documents import DocumentRepository
 from cairn.store.migrate import upgrade_to_head
 from cairn.store.runtime import RuntimeStore
-from cairn.store.schema import AUDIT, JOBS, MODELS, OPERATIONS, POLICIES, PRINCIPALS, VERSIONS
+from cairn.store.schema import (
+    AUDIT,
+    JOBS,
+    LOCATION_OPERATIONS,
+    MODELS,
+    OPERATIONS,
+    POLICIES,
+    PRINCIPALS,
+    STUDIES,
+    STUDY_TRIALS,
+    VERSIONS,
+)
 
 
 class MetadataStore:
@@ -39,6 +50,11 @@ class MetadataStore:
         self.policies = DocumentRepository(self._database, POLICIES)  # key (resource,)
         self.audit = DocumentRepository(self._database, AUDIT)  # key (project, entry_id)
         self.credentials = CredentialStore(self._database)
+        self.studies = DocumentRepository(self._database, STUDIES)  # key (project, location, study)
+        # key (project, location, study, trial)
+        self.study_trials = DocumentRepository(self._database, STUDY_TRIALS)
+        # key (project, location, operation_id)
+        self.location_operations = DocumentRepository(self._database, LOCATION_OPERATIONS)
 
     @property
     def backend(self) -> str:

@@ -59,6 +59,12 @@ PRINCIPALS = _resource_table("principals", "kind", "email")
 POLICIES = _resource_table("policies", "resource")
 # The audit log: one entry per mutating, denied or sign-in call; "-" holds instance-wide ones.
 AUDIT = _resource_table("audit_entries", "project", "entry_id")
+# Vizier studies and their trials; trial ids are numbers given out by the study ("1", "2", …).
+STUDIES = _resource_table("studies", "project", "location", "study")
+STUDY_TRIALS = _resource_table("study_trials", "project", "location", "study", "trial")
+# Operations named under a location (`projects/P/locations/L/operations/OP`): suggestions
+# and early-stopping checks.
+LOCATION_OPERATIONS = _resource_table("location_operations", "project", "location", "operation_id")
 
 # Hashes of the secrets Cairn has handed out (access and refresh tokens, login codes) and
 # the public halves of service-account keys; never a secret itself.

@@ -267,6 +267,20 @@ class TrainingRunner:
         """Remove a file `write_job_file` wrote (when the job ends); gone already is fine."""
         self._job_file(project, job_id, name).unlink(missing_ok=True)
 
+    def trial_metric_sources(
+        self, project: str, job_id: str, training_input: Mapping[str, Any], trial_id: str
+    ) -> tuple[Path, list[Path]]:
+        """Where a trial's metrics appear: its cloudml-hypertune file, and the directories
+        searched for TensorFlow summaries (`<job dir>/<trial id>`, where AI Platform's
+        trainers write, and the trial's working directory)."""
+        context = self._context(
+            project, job_id, training_input, trial_id, (), None, with_ports=False
+        )
+        summary_dirs = [context.work_dir]
+        if job_dir := training_input.get("jobDir"):
+            summary_dirs.insert(0, Path(self._storage.localize_arg(str(job_dir))) / trial_id)
+        return context.metric_file, summary_dirs
+
     def job_uid(self, project: str, job_id: str) -> int | None:
         """The uid the job's replicas run as while it holds one (None: not root, or ended)."""
         if self._identities is None:

@@ -27,7 +27,9 @@ def follow_logs(
         for entry in entries:
             task = str(entry.get("taskName", ""))
             if task_name is None or task == task_name:
-                printer.line(f"{task}\t{entry.get('text', '')}".rstrip("\n"))
+                # A tuning job's lines say which trial printed them, as AI Platform's do.
+                where = f"trial-{entry['trialId']}/{task}" if entry.get("trialId") else task
+                printer.line(f"{where}\t{entry.get('text', '')}".rstrip("\n"))
         cursor = batch.get("cursor") or cursor
         state = str(batch.get("jobState") or "")
         if state in TERMINAL_JOB_STATES and not entries:
@@ -50,7 +52,8 @@ def follow_logs(
 def stream_logs(job: str, task_name: str | None, polling_interval: float, session: Session) -> None:
     """Print the log lines of job JOB's replicas and follow them until the job ends.
 
-    Each line is TASK_NAME<TAB>TEXT. Stops by itself when the job has ended and every
+    Each line is TASK_NAME<TAB>TEXT; in a hyperparameter tuning job, trial-ID/TASK_NAME
+    <TAB>TEXT. Stops by itself when the job has ended and every
     line has been printed; Ctrl-C stops following without touching the job.
     """
     state = follow_logs(
