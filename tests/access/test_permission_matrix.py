@@ -33,6 +33,9 @@ PLACEHOLDERS = {
     "key": "nosuchkey",
     "email": "nobody@example.com",
     "organization": "cairn",
+    "location": "us-central1",
+    "study": "nosuch_study",
+    "trial": "1",
 }
 
 

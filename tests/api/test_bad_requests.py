@@ -171,7 +171,7 @@ def test_invalid_jobs_name_the_field(cairn_server: Any, body: dict[str, Any], fi
         ("GET", "/v1/nothing/here", {}, "NOT_FOUND", 404),
         ("PUT", f"{P}/jobs", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/jobs/j:getIamPolicy", {}, "NOT_FOUND", 404),
-        ("GET", f"{P}/locations", {}, "UNIMPLEMENTED", 501),
+        ("GET", f"{P}/locations/nowhere-9", {}, "NOT_FOUND", 404),
         ("POST", f"{P}/models/m:explain", {"json": {"instances": []}}, "UNIMPLEMENTED", 501),
         (
             "PATCH",

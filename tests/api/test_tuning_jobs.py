@@ -414,3 +414,76 @@ def test_a_study_survives_a_server_restart(start_server: Any, tmp_path: Path, ho
     assert seen(server, job_id, "1")["pid"] == first["pid"]  # trial 1 never ran again
     rerun = seen(server, job_id, "2")["pid"] != second["pid"]
     assert rerun == (how == "graceful stop")
+
+
+# Reports through TensorFlow summaries only, under <job dir>/<trial id>, as AI Platform's
+# TensorFlow samples do.
+SUMMARY_TRAINER = """
+import argparse, json, os
+import tensorflow as tf
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--job-dir")
+parser.add_argument("--layers", type=int)
+parser.add_argument("--optimizer")
+args = parser.parse_args()
+trial = json.loads(os.environ["TF_CONFIG"])["task"]["trial"]
+writer = tf.summary.create_file_writer(os.path.join(args.job_dir, trial, "eval"))
+with writer.as_default():
+    for step in (10, 20):
+        value = args.layers * step + (1 if args.optimizer == "adam" else 0)
+        tf.summary.scalar("training/hptuning/metric", value, step=step)
+writer.flush()
+"""
+
+
+@pytest.mark.slow
+def test_a_trainer_reporting_through_tensorflow_summaries(
+    ml: Any, cairn_server: Any, tmp_path: Path
+) -> None:
+    sdist = build_trainer_sdist(tmp_path, SUMMARY_TRAINER)
+    package = upload_file(
+        cairn_server.url,
+        sdist,
+        "tuning-staging",
+        f"tf/{sdist.name}",
+        headers=cairn_server.headers(),
+    )
+    job_id = unique("tune_tf")
+    ml.projects().jobs().create(
+        parent=PROJECT,
+        body={
+            "jobId": job_id,
+            "trainingInput": {
+                "packageUris": [package],
+                "pythonModule": "trainer.task",
+                "region": "us-central1",
+                "jobDir": f"gs://tuning-out/{job_id}",
+                "hyperparameters": {
+                    "algorithm": "GRID_SEARCH",
+                    "maxTrials": 2,
+                    "maxParallelTrials": 2,
+                    "params": [
+                        {
+                            "parameterName": "layers",
+                            "type": "INTEGER",
+                            "minValue": 2,
+                            "maxValue": 3,
+                        },
+                        {
+                            "parameterName": "optimizer",
+                            "type": "CATEGORICAL",
+                            "categoricalValues": ["adam"],
+                        },
+                    ],
+                },
+            },
+        },
+    ).execute()
+    job = wait_job(ml, f"{PROJECT}/jobs/{job_id}", timeout=240)
+    assert job["state"] == "SUCCEEDED", job
+    trials = job["trainingOutput"]["trials"]
+    assert job["trainingOutput"]["hyperparameterMetricTag"] == "training/hptuning/metric"
+    assert [t["hyperparameters"]["layers"] for t in trials] == ["3", "2"]  # best first
+    assert trials[0]["finalMetric"] == {"trainingStep": "20", "objectiveValue": 61.0}
+    assert trials[1]["finalMetric"] == {"trainingStep": "20", "objectiveValue": 41.0}

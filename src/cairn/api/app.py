@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cairn.api import audit, iam, identity, info, jobs, models, operations, projects, storage
+from cairn.api import (
+    audit,
+    iam,
+    identity,
+    info,
+    jobs,
+    models,
+    operations,
+    projects,
+    storage,
+    studies,
+)
 from cairn.api.gate import Gate
 from cairn.api.http import AsgiApp, Router
 from cairn.services.platform import Platform
@@ -25,6 +36,7 @@ def create_app(
     jobs.register(router, platform)
     models.register(router, platform)
     operations.register(router, platform)
+    studies.register(router, platform)
     storage.register(router, platform, spool_dir=home / "uploads")
     info.register(router, home=home, storage_root=storage_root)
     iam.register(router, platform)

@@ -36,8 +36,3 @@ def register(router: Router, platform: Platform, *, predict_max_bytes: int) -> N
     prediction = Access(predict_permission, predict_target, audited=False)
     router.add("POST", "/v1/projects/{name**}:predict", predict, prediction)
     router.add("POST", "/v1/projects/{name**}:explain", unimplemented, prediction)
-    # Locations and the Vizier study service come with later work.
-    locations = needs("ml.locations.list", project, audited=False)
-    router.add("GET", "/v1/projects/{project}/locations", unimplemented, locations)
-    for method in ("GET", "POST", "DELETE"):
-        router.add(method, "/v1/projects/{project}/locations/{rest**}", unimplemented, locations)

@@ -28,9 +28,7 @@ class LocationService:
         self._projects.ensure(project)
         return location_doc(project, check_location(location, project))
 
-    def list(
-        self, project: str, page_size: int | None, page_token: str | None
-    ) -> dict[str, Any]:
+    def list(self, project: str, page_size: int | None, page_token: str | None) -> dict[str, Any]:
         """Every region, in pages when asked (the token is the next position)."""
         self._projects.ensure(project)
         if page_size is not None and page_size < 0:

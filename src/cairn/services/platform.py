@@ -11,13 +11,17 @@ from cairn.domain.jobs import DEFAULT_MAX_REPLICAS
 from cairn.services.access import AccessService
 from cairn.services.identity import IdentityService, JobCredentialIssuer
 from cairn.services.jobs import JobService, Runner
+from cairn.services.locations import LocationOperations, LocationService
 from cairn.services.models import ModelService
 from cairn.services.operations import OperationService
 from cairn.services.predictions import PredictionService
 from cairn.services.projects import ProjectService
 from cairn.services.request_paths import RequestPaths
+from cairn.services.studies import StudyService
 from cairn.services.tuning_jobs import TrialRunner, TuningJobs
 from cairn.services.versions import VersionService
+from cairn.tuning.early_stopping import should_stop
+from cairn.tuning.strategies import strategy_for
 
 
 class TrainingEngine(TrialRunner, Runner, Protocol):
@@ -35,6 +39,9 @@ class Platform:
     storage: Any
     access: AccessService
     identity: IdentityService
+    locations: LocationService
+    location_operations: LocationOperations
+    studies: StudyService
 
     def start(self) -> None:
         """Recover what a previous run left: jobs, versions, then serve."""
@@ -89,6 +96,16 @@ def build_platform(
         credentials=None if token_uri is None else JobCredentialIssuer(identity, token_uri),
         tuning=TuningJobs(store.jobs, runner),
     )
+    locations = LocationService(projects)
+    location_operations = LocationOperations(store.location_operations, locations)
+    studies = StudyService(
+        store.studies,
+        store.study_trials,
+        locations,
+        location_operations,
+        strategy_for=strategy_for,
+        should_stop=should_stop,
+    )
     return Platform(
         projects=projects,
         jobs=jobs,
@@ -99,4 +116,7 @@ def build_platform(
         storage=storage,
         access=access,
         identity=identity,
+        locations=locations,
+        location_operations=location_operations,
+        studies=studies,
     )

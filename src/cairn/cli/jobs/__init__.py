@@ -9,6 +9,7 @@ from cairn.cli.jobs.describe import describe
 from cairn.cli.jobs.list_jobs import list_jobs
 from cairn.cli.jobs.stream_logs import stream_logs
 from cairn.cli.jobs.submit import submit
+from cairn.cli.jobs.trials import trials
 from cairn.cli.jobs.update import update
 
 
@@ -22,8 +23,9 @@ def jobs() -> None:
           --staging-bucket gs://staging --job-dir gs://out/JOB -- --epochs 3
       cairn jobs stream-logs JOB
       cairn jobs describe JOB
+      cairn jobs trials JOB    # a hyperparameter tuning job's trials, best first
     """
 
 
-for _command in (submit, describe, list_jobs, cancel, update, stream_logs):
+for _command in (submit, describe, list_jobs, cancel, update, stream_logs, trials):
     jobs.add_command(_command)
