@@ -485,14 +485,8 @@ class RequestFactory:
         self.extreme_bodies = Bodies(discovery["schemas"], storage_uris, extreme=True)
 
     def requests(self) -> st.SearchStrategy[FuzzRequest]:
-        # Built once per method (per draw, building took a third of the run). Methods that
-        # only answer UNIMPLEMENTED (locations, studies) are drawn a third as often.
-        return weighted(
-            [
-                (1 if "/locations" in method.path else 3, self._for_method(method))
-                for method in self.methods
-            ]
-        )
+        # Built once per method (per draw, building took a third of the run).
+        return weighted([(1, self._for_method(method)) for method in self.methods])
 
     def _for_method(self, method: Method) -> st.SearchStrategy[FuzzRequest]:
         if method is UPLOAD:

@@ -464,13 +464,16 @@ def test_an_exhausted_grid_completes_the_study(ml: Any, parent: str) -> None:
 def test_delete_removes_the_study_and_its_trials(ml: Any, parent: str) -> None:
     name = new_study(ml, parent, one_double())
     created = trials(ml).create(
-        parent=name, body={"parameters": [{"parameter": "x", "floatValue": 0}]}
+        parent=name, body={"state": "ACTIVE", "parameters": [{"parameter": "x", "floatValue": 0}]}
     )
     first = created.execute()["name"]
     (second,) = suggested(ml, name, 1)
+    assert second["name"] == f"{name}/trials/2"
     assert trials(ml).delete(name=first).execute() == {}
     refused(trials(ml).get(name=first), "NOT_FOUND", 404)
     refused(trials(ml).delete(name=first), "NOT_FOUND", 404)
+    # Ids are never reused, even after a delete.
+    assert suggested(ml, name, 1, client="later")[0]["name"] == f"{name}/trials/3"
     assert studies(ml).delete(name=name).execute() == {}
     refused(studies(ml).get(name=name), "NOT_FOUND", 404)
     refused(trials(ml).get(name=second["name"]), "NOT_FOUND", 404)
@@ -500,7 +503,7 @@ ROOT = "study.study_config"
     ("config", "field"),
     [
         ({"metrics": [{"metric": "m"}]}, f"{ROOT}.parameters"),
-        ({"parameters": [spec(**DOUBLE)]}, f"{ROOT}.metrics"),
+        ({"parameters": [spec(**DOUBLE)], "metrics": []}, f"{ROOT}.metrics"),
         (
             {"parameters": [spec(**DOUBLE)], "metrics": [{"goal": "MINIMIZE"}]},
             f"{ROOT}.metrics[0].metric",

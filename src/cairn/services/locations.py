@@ -47,7 +47,12 @@ class LocationService:
         return response
 
     def check(self, project: str, location: str) -> str:
-        """The project (recorded on first use) and a served location, or an error."""
+        """A served location of a well-formed project id, or an error (reads only)."""
+        check_project(project)
+        return check_location(location, project)
+
+    def ensure(self, project: str, location: str) -> str:
+        """As `check`, recording the project on first use (for calls that create)."""
         self._projects.ensure(project)
         return check_location(location, project)
 
@@ -82,7 +87,6 @@ class LocationOperations:
         return doc
 
     def get(self, project: str, location: str, op_id: str) -> dict[str, Any]:
-        check_project(project)
         self._locations.check(project, location)
         if len(op_id) > _MAX_OPERATION_ID:
             raise invalid_field("name", "The operation id is too long.")

@@ -36,7 +36,6 @@ from cairn.domain.studies import (
     Study,
     SuggestTrialsRequest,
     Trial,
-    TrialParameter,
     duration_seconds,
     engine_config,
     format_duration,
@@ -49,10 +48,11 @@ from cairn.domain.studies import (
 from cairn.domain.wire import format_timestamp, now
 from cairn.services.locations import LocationOperations, LocationService
 from cairn.services.records import public
+from cairn.services.trial_parameters import assignment_of, client_parameters, parameters_json
 from cairn.store import DuplicateKeyError
 from cairn.tuning.base import Observation, Strategy
 from cairn.tuning.objectives import chebyshev_observations, pareto_front, random_weights
-from cairn.tuning.space import Assignment, Goal, Parameter, SearchSpace, Value, goal_of
+from cairn.tuning.space import Assignment, Goal, SearchSpace, goal_of
 
 COUNTER_KEY = "_trialCount"
 _TYPE = "type.googleapis.com/google.cloud.ml.v1."
@@ -94,7 +94,7 @@ class StudyService:
     def create(
         self, project: str, location: str, study_id: str | None, body: Any
     ) -> dict[str, Any]:
-        self._locations.check(project, location)
+        self._locations.ensure(project, location)
         if not study_id:
             raise invalid_field("study_id", "A study id is required (the studyId query parameter).")
         check_id(study_id, "study_id")
@@ -143,7 +143,7 @@ class StudyService:
         with self._lock(key):
             study_doc = self._require_study(project, location, study)
             space = _space_of(study_doc)
-            parameters = _client_parameters(trial.parameters or [], space)
+            parameters = client_parameters(trial.parameters or [], space)
             measurements = trial.measurements or []
             if len(measurements) > MAX_MEASUREMENTS_PER_TRIAL:
                 raise invalid_field(
@@ -269,9 +269,9 @@ class StudyService:
         space = SearchSpace.from_study_config(config)
         metrics = _metrics_of(study_doc)
         strategy = self._strategy_for(config.get("algorithm"))
-        pending = [_assignment_of(t) for t in trials if t.get("state") in PENDING_TRIAL_STATES]
+        pending = [assignment_of(t) for t in trials if t.get("state") in PENDING_TRIAL_STATES]
         rows = [
-            (_assignment_of(t), _objectives_of(t, metrics))
+            (assignment_of(t), _objectives_of(t, metrics))
             for t in trials
             if t.get("state") == "COMPLETED"
         ]
@@ -309,7 +309,7 @@ class StudyService:
             doc = {
                 "name": _trial_name(key, trial_id),
                 "state": "ACTIVE",
-                "parameters": _parameters_json(space, assignment),
+                "parameters": parameters_json(space, assignment),
                 "startTime": started,
                 "clientId": client_id,
             }
@@ -665,110 +665,3 @@ def _created_state(trial: Trial) -> str:
             )
         return "COMPLETED"
     return wanted or "REQUESTED"
-
-
-# ----- parameters --------------------------------------------------------------------------
-
-
-def _assignment_of(trial: dict[str, Any]) -> Assignment:
-    """A stored trial's parameters as the tuning engine's assignment."""
-    assignment: Assignment = {}
-    for parameter in trial.get("parameters") or []:
-        name = str(parameter["parameter"])
-        if "intValue" in parameter:
-            assignment[name] = int(parameter["intValue"])
-        elif "floatValue" in parameter:
-            assignment[name] = float(parameter["floatValue"])
-        else:
-            assignment[name] = str(parameter.get("stringValue", ""))
-    return assignment
-
-
-def _parameters_json(space: SearchSpace, assignment: Assignment) -> list[dict[str, Any]]:
-    """An assignment as Trial_Parameter JSON, in the study's parameter order."""
-    rendered: list[dict[str, Any]] = []
-    for parameter in space:
-        if parameter.name not in assignment:
-            continue
-        value = assignment[parameter.name]
-        if parameter.kind == "INTEGER":
-            field = TrialParameter(parameter=parameter.name, int_value=int(value))
-        elif parameter.kind == "CATEGORICAL":
-            field = TrialParameter(parameter=parameter.name, string_value=str(value))
-        else:
-            field = TrialParameter(parameter=parameter.name, float_value=float(value))
-        rendered.append(field.to_json())
-    return rendered
-
-
-_VALUE_FIELD = {
-    "DOUBLE": "float_value",
-    "DISCRETE": "float_value",
-    "INTEGER": "int_value",
-    "CATEGORICAL": "string_value",
-}
-
-
-def _client_parameters(given: list[TrialParameter], space: SearchSpace) -> list[dict[str, Any]]:
-    """A client's trial parameters checked against the study's space (every active parameter
-    once, each within its range, no inactive one), as stored JSON in the space's order."""
-    by_name: dict[str, tuple[int, TrialParameter]] = {}
-    known = {parameter.name for parameter in space}
-    for index, parameter in enumerate(given):
-        where = f"trial.parameters[{index}]"
-        if not parameter.parameter:
-            raise invalid_field(f"{where}.parameter", "A parameter name is required.")
-        if parameter.parameter not in known:
-            raise invalid_field(
-                f"{where}.parameter", f"'{parameter.parameter}' is not a parameter of the study."
-            )
-        if parameter.parameter in by_name:
-            raise invalid_field(
-                f"{where}.parameter", f"Duplicate parameter '{parameter.parameter}'."
-            )
-        set_fields = [
-            name
-            for name in ("float_value", "int_value", "string_value")
-            if getattr(parameter, name) is not None
-        ]
-        if len(set_fields) != 1:
-            raise invalid_field(where, "Set exactly one of floatValue, intValue and stringValue.")
-        by_name[parameter.parameter] = (index, parameter)
-    assignment: Assignment = {}
-    for spec in space:
-        found = by_name.get(spec.name)
-        if not spec.is_active(assignment):
-            if found is not None:
-                raise invalid_field(
-                    f"trial.parameters[{found[0]}]",
-                    f"'{spec.name}' does not apply: its parent '{spec.parent}' has another value.",
-                )
-            continue
-        if found is None:
-            raise invalid_field("trial.parameters", f"The parameter '{spec.name}' needs a value.")
-        index, parameter = found
-        assignment[spec.name] = _value_of(spec, parameter, f"trial.parameters[{index}]")
-    return _parameters_json(space, assignment)
-
-
-def _value_of(spec: Parameter, parameter: TrialParameter, where: str) -> Value:
-    field = _VALUE_FIELD[spec.kind]
-    value = getattr(parameter, field)
-    if value is None:
-        camel = {
-            "float_value": "floatValue",
-            "int_value": "intValue",
-            "string_value": "stringValue",
-        }
-        raise invalid_field(where, f"A {spec.kind} parameter's value goes in {camel[field]}.")
-    if spec.kind in ("DOUBLE", "INTEGER"):
-        assert spec.low is not None and spec.high is not None
-        fits = spec.low <= value <= spec.high
-    else:
-        fits = value in spec.values
-    if not fits:
-        raise invalid_field(
-            f"{where}.{field}", f"{value!r} is outside the values of '{spec.name}'."
-        )
-    result: Value = value
-    return result

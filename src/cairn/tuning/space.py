@@ -198,11 +198,13 @@ def _coerce(kind: Kind, value: Any) -> Value:
 
 
 def _in_range(parameter: Parameter, value: Value) -> bool:
-    if parameter.kind == "DOUBLE":
+    if parameter.kind in ("DOUBLE", "INTEGER"):
         assert parameter.low is not None and parameter.high is not None
-        return isinstance(value, int | float) and parameter.low <= float(value) <= parameter.high
-    choices = parameter.choices()
-    return choices is not None and value in choices
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        whole = parameter.kind == "DOUBLE" or float(value).is_integer()
+        return whole and parameter.low <= float(value) <= parameter.high
+    return value in parameter.values
 
 
 def format_value(parameter: Parameter, value: Value) -> str:
