@@ -138,9 +138,14 @@ def submit(ml: Any, package: str, hyperparameters: dict[str, Any], **training: A
     return job_id
 
 
-def seen(server: Any, job_id: str, trial_id: str, task: str = "master") -> dict[str, Any]:
-    path = server.home / "storage" / "tuning-out" / job_id / trial_id / f"seen-{task}.json"
-    return dict(json.loads(path.read_text()))
+def seen(server: Any, job_id: str, trial_id: str, task: str = "primary") -> dict[str, Any]:
+    """What a trial's replica recorded; the primary is `chief` or `master` by runtime."""
+    trial_dir = server.home / "storage" / "tuning-out" / job_id / trial_id
+    names = ["chief", "master"] if task == "primary" else [task]
+    for name in names:
+        if (path := trial_dir / f"seen-{name}.json").exists():
+            return dict(json.loads(path.read_text()))
+    raise FileNotFoundError(trial_dir / f"seen-{task}.json")
 
 
 def objective(trial: dict[str, Any]) -> float:
