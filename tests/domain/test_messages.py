@@ -128,6 +128,8 @@ def test_bool_is_not_an_integer() -> None:
             None,
         ),
         ([{"parameterName": "--x=1", "type": "INTEGER", "minValue": 0, "maxValue": 1}], None),
+        ([{"parameterName": "x", "type": "INTEGER", "minValue": 0, "maxValue": 1e300}], None),
+        ([{"parameterName": "x", "type": "DOUBLE", "minValue": -1e308, "maxValue": 1e308}], None),
         (
             [{"parameterName": "x", "type": "INTEGER", "minValue": 0, "maxValue": 1e7}],
             "GRID_SEARCH",

@@ -427,8 +427,14 @@ def _check_parameter(param: ParameterSpec, where: str, algorithm: str | None) ->
             raise invalid_field(
                 f"{where}.min_value", f"{kind} parameters need minValue and maxValue."
             )
-        if not (math.isfinite(param.min_value) and math.isfinite(param.max_value)):
-            raise invalid_field(f"{where}.min_value", "minValue and maxValue must be finite.")
+        if not math.isfinite(param.max_value - param.min_value):
+            raise invalid_field(
+                f"{where}.min_value", "minValue and maxValue must be finite, and so their span."
+            )
+        if kind == "INTEGER" and max(abs(param.min_value), abs(param.max_value)) > 2**53:
+            raise invalid_field(
+                f"{where}.max_value", "INTEGER bounds must lie within ±2^53 (9007199254740992)."
+            )
         if param.min_value > param.max_value:
             raise invalid_field(f"{where}.max_value", "maxValue must not be below minValue.")
         if kind == "INTEGER" and not (

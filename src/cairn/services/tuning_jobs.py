@@ -24,12 +24,15 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from cairn.domain.errors import ApiError, failed_precondition, invalid_field
 from cairn.domain.jobs import TERMINAL_STATES, TrainingInput, replica_count
 from cairn.domain.wire import format_timestamp, now
+from cairn.training import RunOutcome
+from cairn.training.scheduling import max_running_seconds
 from cairn.tuning.base import Observation
 from cairn.tuning.early_stopping import should_stop
 from cairn.tuning.metrics import Measurement, TrialMetricReader
@@ -46,8 +49,14 @@ from cairn.tuning.strategies import strategy_for
 log = logging.getLogger(__name__)
 
 DEFAULT_METRIC_TAG = "training/hptuning/metric"
-# Measurements kept per trial in `allMetrics` (cloudml-hypertune itself keeps its last 100).
-MAX_MEASUREMENTS = 1000
+# Measurements kept per trial in `allMetrics`: cloudml-hypertune itself keeps its last 100,
+# and the whole study is rewritten with every change.
+MAX_MEASUREMENTS = 100
+# Resumed studies chain (A <- B <- C); their history is gathered this many jobs deep.
+MAX_RESUME_CHAIN = 100
+# After Cairn itself failed a tuning job, how long its trials get to end before they are
+# recorded as CANCELLED.
+_STOP_WAIT_S = 60.0
 # With maxFailedTrials 0 ("Cairn decides"), a job whose first trials all fail stops there:
 # a broken trainer should not burn the whole budget.
 AUTO_FAILURE_LIMIT = 3
@@ -91,17 +100,18 @@ class TrialRunner(Protocol):
     ) -> tuple[Path, list[Path]]: ...
 
 
-@dataclass(frozen=True)
-class TuningOutcome:
-    state: str
-    error_message: str | None = None
-
-
 @dataclass
 class _Running:
     reader: TrialMetricReader
     stop_requested: bool = False
     measurements: list[Measurement] = field(default_factory=list)
+    since: float | None = None  # a trial run again ignores what its earlier attempt reported
+
+    def read(self) -> list[Measurement]:
+        found = self.reader.read()
+        if self.since is None:
+            return found
+        return [m for m in found if m.time is None or m.time >= self.since]
 
 
 @dataclass
@@ -180,8 +190,12 @@ class TuningJobs:
         on_finished: Callable[[Any], None],
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        study = self._study(project, job_id, training_input, on_state, on_finished, extra_env)
-        self._repo.update(study.key, lambda doc: self._with_output(doc, study, {}))
+        try:
+            study = self._study(project, job_id, training_input, on_state, on_finished, extra_env)
+            self._repo.update(study.key, lambda doc: self._with_output(doc, study, {}))
+        except BaseException:
+            self._runner.release_job(project, job_id)
+            raise
         self._launch_controller(study)
 
     def recover(
@@ -197,33 +211,40 @@ class TuningJobs:
         """Take the study up again after a restart; always True (its trials are stored).
 
         Trials still running are re-adopted first, so they keep the job's uid; only then is
-        the job's credential issued again (`identity_env`) for the trials that run anew."""
+        the job's credential issued again (`identity_env`) for the trials that run anew.
+        Trials the runner judges (ended while the server was down, or interrupted by a
+        graceful stop) report through the controller like any other."""
         study = self._study(project, job_id, training_input, on_state, on_finished, {})
-        rerun: list[str] = []
         doc = self._repo.get(study.key) or {}
-        for trial in _trials(doc):
-            trial_id = str(trial["trialId"])
-            if trial.get("state") in TERMINAL_STATES:
-                continue
-            interrupted = trial_id in _internal(doc).get("interrupted", [])
-            adopted = not interrupted and self._runner.recover(
-                project,
-                job_id,
-                training_input,
-                on_state=self._state_event(study, trial_id),
-                on_finished=self._finished_event(study, trial_id),
-                trial_id=trial_id,
-            )
-            study.running[trial_id] = self._running(study, trial_id)
-            study.running[trial_id].stop_requested = trial_id in _internal(doc).get(
-                "stopRequested", []
-            )
-            if not adopted:
-                rerun.append(trial_id)
-        study.extra_env = dict(identity_env() if identity_env is not None else {})
+        stopping = set(_internal(doc).get("stopRequested", []))
+        rerun: list[str] = []
+        try:
+            for trial in _trials(doc):
+                trial_id = str(trial["trialId"])
+                if trial.get("state") in TERMINAL_STATES:
+                    continue
+                running = study.running[trial_id] = self._running(study, trial_id)
+                running.stop_requested = trial_id in stopping
+                if not self._runner.recover(
+                    project,
+                    job_id,
+                    training_input,
+                    on_state=self._state_event(study, trial_id),
+                    on_finished=self._finished_event(study, trial_id),
+                    trial_id=trial_id,
+                ):
+                    rerun.append(trial_id)  # written, never launched
+                elif running.stop_requested:
+                    self._runner.cancel(project, job_id, trial_id)  # asked before the crash
+            study.extra_env = dict(identity_env() if identity_env is not None else {})
+        except BaseException:
+            self._runner.cancel(project, job_id)
+            raise
         for trial_id in rerun:
-            assignment = _assignment(study.space, _trial(doc, trial_id))
-            self._run_trial(study, trial_id, assignment)
+            if doc.get("state") == "CANCELLING" or trial_id in stopping:
+                study.events.put(("finished", trial_id, RunOutcome("CANCELLED")))
+            else:
+                self._run_trial(study, trial_id, _assignment(study.space, _trial(doc, trial_id)))
         self._launch_controller(study)
         return True
 
@@ -232,11 +253,12 @@ class TuningJobs:
         with self._lock:
             study = self._studies.get((project, job_id))
         if study is not None:
-            study.events.put(("cancel", "", None))
+            study.events.put(("cancel", "", None))  # wakes the controller at once
 
     def shutdown(self) -> None:
-        """The server is stopping: trials are interrupted, not failed, and the jobs stay
-        RUNNING in the store, to resume at the next start. Call before the runner's shutdown."""
+        """The server is stopping: the jobs stay RUNNING in the store and resume at the next
+        start, where the trials the runner's shutdown interrupts run again. Call before the
+        runner's shutdown."""
         self._closing.set()
 
     def join(self, timeout: float) -> None:
@@ -258,12 +280,6 @@ class TuningJobs:
     ) -> _Study:
         spec = training_input.get("hyperparameters") or {}
         space = SearchSpace.from_hyperparameter_spec(spec)
-        history: list[Observation] = []
-        if previous_id := spec.get("resumePreviousJobId"):
-            previous = self._repo.get((project, previous_id)) or {}
-            for trial in _trials(previous):
-                if (observation := _observation(space, trial)) is not None:
-                    history.append(observation)
         return _Study(
             project=project,
             job_id=job_id,
@@ -274,9 +290,26 @@ class TuningJobs:
             space=space,
             goal=goal_of(spec.get("goal")),
             tag=str(spec.get("hyperparameterMetricTag") or DEFAULT_METRIC_TAG),
-            history=history,
+            history=self._history(project, spec, space),
             replicas=replica_count(TrainingInput.parse(dict(training_input), "job.training_input")),
         )
+
+    def _history(
+        self, project: str, spec: Mapping[str, Any], space: SearchSpace
+    ) -> list[Observation]:
+        """The trials of the studies this one resumes, along the whole chain."""
+        history: list[Observation] = []
+        seen: set[str] = set()
+        previous_id = spec.get("resumePreviousJobId")
+        while previous_id and previous_id not in seen and len(seen) < MAX_RESUME_CHAIN:
+            seen.add(previous_id)
+            previous = self._repo.get((project, previous_id)) or {}
+            for trial in _trials(previous):
+                if (observation := _observation(space, trial)) is not None:
+                    history.append(observation)
+            previous_spec = (previous.get("trainingInput") or {}).get("hyperparameters") or {}
+            previous_id = previous_spec.get("resumePreviousJobId")
+        return history
 
     def _running(self, study: _Study, trial_id: str) -> _Running:
         metric_file, summary_dirs = self._runner.trial_metric_sources(
@@ -296,13 +329,13 @@ class TuningJobs:
     # ----- the controller ---------------------------------------------------------------
 
     def _control(self, study: _Study) -> None:
-        outcome: TuningOutcome | None = None
+        outcome: RunOutcome | None = None
         try:
             outcome = self._drive(study)
         except Exception as exc:
             log.exception("tuning job %s/%s failed inside Cairn", *study.key)
             self._stop_all(study)
-            outcome = TuningOutcome("FAILED", f"Cairn could not run the tuning job: {exc}")
+            outcome = RunOutcome("FAILED", f"Cairn could not run the tuning job: {exc}")
         finally:
             with self._lock:
                 self._studies.pop(study.key, None)
@@ -314,17 +347,23 @@ class TuningJobs:
             log.exception("could not release the uid of job %s/%s", *study.key)
         study.on_finished(outcome)
 
-    def _drive(self, study: _Study) -> TuningOutcome | None:
+    def _drive(self, study: _Study) -> RunOutcome | None:
         last_refresh = 0.0
-        ending: TuningOutcome | None = None
+        ending: RunOutcome | None = None
+        deadline = max_running_seconds(study.training_input)
         while True:
             self._handle_events(study, timeout=self._poll_s)
             if self._closing.is_set():
-                self._interrupt(study)
                 return None
             doc = self._repo.get(study.key) or {}
-            if doc.get("state") in ("CANCELLING", *TERMINAL_STATES) and ending is None:
-                ending = TuningOutcome("CANCELLED")
+            if ending is None and doc.get("state") in ("CANCELLING", *TERMINAL_STATES):
+                ending = RunOutcome("CANCELLED")
+            if ending is None and _ran_longer_than(doc, deadline):
+                ending = RunOutcome(
+                    "FAILED",
+                    f"The job ran longer than scheduling.maxRunningTime ({deadline:g}s) "
+                    "and was stopped.",
+                )
             if ending is None:
                 ending = self._failure_limit(study, doc)
             if ending is not None:
@@ -334,9 +373,9 @@ class TuningJobs:
                 continue
             if time.monotonic() - last_refresh > 1.0:
                 last_refresh = time.monotonic()
-                self._observe_running(study)
+                self._observe_running(study, doc)
             self._launch_more(study, doc)
-            if not study.running and (study.exhausted or self._launched(doc) >= _max_trials(study)):
+            if not study.running and (study.exhausted or len(_trials(doc)) >= _max_trials(study)):
                 return self._final_outcome(study)
 
     def _handle_events(self, study: _Study, timeout: float) -> None:
@@ -357,7 +396,7 @@ class TuningJobs:
 
     def _launch_more(self, study: _Study, doc: Mapping[str, Any]) -> None:
         parallel = max(1, int(study.spec.get("maxParallelTrials") or 1))
-        room = min(parallel - len(study.running), _max_trials(study) - self._launched(doc))
+        room = min(parallel - len(study.running), _max_trials(study) - len(_trials(doc)))
         if room <= 0 or study.exhausted:
             return
         trials = _trials(doc)
@@ -383,11 +422,14 @@ class TuningJobs:
             self._repo.update(
                 study.key, lambda d, e=entry: self._with_output(d, study, {e["trialId"]: e})
             )
-            study.running[trial_id] = self._running(study, trial_id)
             self._run_trial(study, trial_id, assignment)
 
     def _run_trial(self, study: _Study, trial_id: str, assignment: Assignment) -> None:
+        """Launch a trial, or launch it again (same id and parameters) after an interruption."""
         self._clear_internal(study, trial_id)
+        running = study.running[trial_id] = self._running(study, trial_id)
+        running.since = time.time()
+        running.reader.metric_file.unlink(missing_ok=True)  # an earlier attempt's reports
         try:
             self._runner.start(
                 study.project,
@@ -400,11 +442,11 @@ class TuningJobs:
                 extra_env=study.extra_env,
             )
         except ApiError as exc:
-            study.events.put(("finished", trial_id, TuningOutcome("FAILED", exc.message)))
+            study.events.put(("finished", trial_id, RunOutcome("FAILED", exc.message)))
         except Exception as exc:
             log.exception("could not start trial %s of %s/%s", trial_id, *study.key)
             message = f"Cairn could not start the trial: {exc}"
-            study.events.put(("finished", trial_id, TuningOutcome("FAILED", message)))
+            study.events.put(("finished", trial_id, RunOutcome("FAILED", message)))
 
     def _state_event(self, study: _Study, trial_id: str) -> Callable[[str], None]:
         return lambda state: study.events.put(("state", trial_id, state))
@@ -421,19 +463,28 @@ class TuningJobs:
                 updated["startTime"] = format_timestamp(now())
             return updated
 
-        self._update_trial(study, trial_id, advance)
+        self._update_trials(study, {trial_id: advance})
         if state == "RUNNING":
             study.on_state("RUNNING")
 
     def _trial_finished(self, study: _Study, trial_id: str, outcome: Any) -> None:
         if self._closing.is_set():
-            return  # the server stopped it: `_interrupt` records that, and it runs again
-        running = study.running.pop(trial_id, None)
-        measurements = running.reader.read() if running is not None else []
+            return  # the runner recorded the interruption; the trial runs again next start
+        running = study.running.get(trial_id)
         stopped_early = running is not None and running.stop_requested
         state = str(outcome.state)
+        if getattr(outcome, "interrupted", False) and not stopped_early:
+            log.info(
+                "tuning job %s/%s: trial %s was interrupted; running it again", *study.key, trial_id
+            )
+            doc = self._repo.get(study.key) or {}
+            self._run_trial(study, trial_id, _assignment(study.space, _trial(doc, trial_id)))
+            return
+        study.running.pop(trial_id, None)
+        measurements = running.read() if running is not None else []
         message = getattr(outcome, "error_message", None)
-        if stopped_early or state == "SUCCEEDED":
+        if state == "SUCCEEDED" or (stopped_early and state in ("CANCELLED", "FAILED")):
+            stopped_early = stopped_early and state != "SUCCEEDED"
             if measurements:
                 state, message = "SUCCEEDED", None
             else:
@@ -449,37 +500,34 @@ class TuningJobs:
                 updated["isTrialStoppedEarly"] = True
             return updated
 
-        self._update_trial(study, trial_id, finish)
+        self._update_trials(study, {trial_id: finish})
         if message:
             self._note_error(study, trial_id, message)
 
-    def _observe_running(self, study: _Study) -> None:
-        """Show each running trial's latest metric, and stop the ones that cannot catch up."""
+    def _observe_running(self, study: _Study, doc: Mapping[str, Any]) -> None:
+        """Show each running trial's latest metric (one update for all), and stop the ones
+        that cannot catch up."""
         early_stopping = bool(study.spec.get("enableTrialEarlyStopping"))
-        finished_curves: list[list[tuple[int, float]]] | None = None
+        finished_curves = self._finished_curves(doc) if early_stopping else []
+        changes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for trial_id, running in list(study.running.items()):
-            measurements = running.reader.read()
+            measurements = running.read()
             if measurements == running.measurements:
                 continue
             running.measurements = measurements
-
-            def show(trial: dict[str, Any], m: list[Measurement] = measurements) -> dict[str, Any]:
-                return _with_measurements(trial, m)
-
-            self._update_trial(study, trial_id, show)
+            changes[trial_id] = partial(_with_measurements, measurements=measurements)
             if not early_stopping or running.stop_requested:
                 continue
-            if finished_curves is None:
-                finished_curves = self._finished_curves(study)
             curve = [(m.step, m.value) for m in measurements]
             if should_stop(study.goal, curve, finished_curves):
                 running.stop_requested = True
                 self._mark_internal(study, "stopRequested", trial_id)
                 log.info("tuning job %s/%s: stopping trial %s early", *study.key, trial_id)
                 self._runner.cancel(study.project, study.job_id, trial_id)
+        if changes:
+            self._update_trials(study, changes)
 
-    def _finished_curves(self, study: _Study) -> list[list[tuple[int, float]]]:
-        doc = self._repo.get(study.key) or {}
+    def _finished_curves(self, doc: Mapping[str, Any]) -> list[list[tuple[int, float]]]:
         return [
             [(int(m.get("trainingStep") or 0), float(m["objectiveValue"])) for m in metrics]
             for trial in _trials(doc)
@@ -488,7 +536,7 @@ class TuningJobs:
             and (metrics := trial.get("allMetrics"))
         ]
 
-    def _failure_limit(self, study: _Study, doc: Mapping[str, Any]) -> TuningOutcome | None:
+    def _failure_limit(self, study: _Study, doc: Mapping[str, Any]) -> RunOutcome | None:
         trials = _trials(doc)
         errors = _errors(doc)
         failed = [t for t in trials if t.get("state") == "FAILED"]
@@ -506,40 +554,50 @@ class TuningJobs:
             else f"the first {len(failed)} trials all failed"
         )
         summary = _summary(failed, errors)
-        return TuningOutcome("FAILED", f"{len(failed)} trials failed ({reason}). {summary}")
+        return RunOutcome("FAILED", f"{len(failed)} trials failed ({reason}). {summary}")
 
-    def _final_outcome(self, study: _Study) -> TuningOutcome:
+    def _final_outcome(self, study: _Study) -> RunOutcome:
         doc = self._repo.get(study.key) or {}
         trials = _trials(doc)
         if any(t.get("state") == "SUCCEEDED" for t in trials):
-            return TuningOutcome("SUCCEEDED")
+            return RunOutcome("SUCCEEDED")
         failed = [t for t in trials if t.get("state") == "FAILED"]
-        return TuningOutcome("FAILED", "No trial succeeded. " + _summary(failed, _errors(doc)))
-
-    def _interrupt(self, study: _Study) -> None:
-        """Server stop: remember which trials were cut short, so they run again."""
-        for trial_id in list(study.running):
-            self._mark_internal(study, "interrupted", trial_id)
+        return RunOutcome("FAILED", "No trial succeeded. " + _summary(failed, _errors(doc)))
 
     def _stop_all(self, study: _Study) -> None:
+        """End every trial after Cairn itself failed; none is left QUEUED or RUNNING."""
         try:
             self._runner.cancel(study.project, study.job_id)
+            deadline = time.monotonic() + _STOP_WAIT_S
+            while study.running and time.monotonic() < deadline:
+                self._handle_events(study, timeout=self._poll_s)
+            self._repo.update(study.key, lambda doc: self._cancel_unfinished(doc, study))
         except Exception:
             log.exception("could not stop the trials of %s/%s", *study.key)
 
+    def _cancel_unfinished(self, doc: dict[str, Any], study: _Study) -> dict[str, Any]:
+        ended = format_timestamp(now())
+        changed = {
+            str(t["trialId"]): {**t, "state": "CANCELLED", "endTime": ended}
+            for t in _trials(doc)
+            if t.get("state") not in TERMINAL_STATES
+        }
+        return self._with_output(doc, study, changed)
+
     # ----- the job document -------------------------------------------------------------
 
-    def _launched(self, doc: Mapping[str, Any]) -> int:
-        return len(_trials(doc))
-
-    def _update_trial(
-        self, study: _Study, trial_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    def _update_trials(
+        self, study: _Study, changes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]
     ) -> None:
+        """Apply each trial's change in one atomic update of the job's document."""
+
         def apply(doc: dict[str, Any]) -> dict[str, Any] | None:
-            current = _trial(doc, trial_id)
-            if current is None:
-                return None
-            return self._with_output(doc, study, {trial_id: change(dict(current))})
+            changed = {
+                trial_id: change(dict(current))
+                for trial_id, change in changes.items()
+                if (current := _trial(doc, trial_id)) is not None
+            }
+            return self._with_output(doc, study, changed) if changed else None
 
         self._repo.update(study.key, apply)
 
@@ -564,8 +622,8 @@ class TuningJobs:
         return {**doc, "trainingOutput": output}
 
     # Cairn's own notes on trials live in the document's `_tuning` (never rendered):
-    # "interrupted" and "stopRequested" list trial ids, "errors" maps a trial id to why it
-    # failed (AI Platform's HyperparameterOutput has no field for that).
+    # "stopRequested" lists trial ids, "errors" maps a trial id to why it failed (AI
+    # Platform's HyperparameterOutput has no field for that).
 
     def _mark_internal(self, study: _Study, name: str, trial_id: str) -> None:
         def mark(doc: dict[str, Any]) -> dict[str, Any]:
@@ -584,12 +642,11 @@ class TuningJobs:
         self._repo.update(study.key, note)
 
     def _clear_internal(self, study: _Study, trial_id: str) -> None:
-        """A trial runs (again): forget it was interrupted or stopped, and why it failed."""
+        """A trial runs (again): forget that it was stopped, and why it failed."""
 
         def clear(doc: dict[str, Any]) -> dict[str, Any] | None:
             internal = _internal(doc)
             cleaned = {
-                "interrupted": [i for i in internal.get("interrupted", []) if i != trial_id],
                 "stopRequested": [i for i in internal.get("stopRequested", []) if i != trial_id],
                 "errors": {k: v for k, v in internal.get("errors", {}).items() if k != trial_id},
             }
@@ -616,6 +673,14 @@ def _internal(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def _errors(doc: Mapping[str, Any]) -> dict[str, str]:
     return dict(_internal(doc).get("errors") or {})
+
+
+def _ran_longer_than(doc: Mapping[str, Any], seconds: float) -> bool:
+    """`scheduling.maxRunningTime` bounds the whole tuning job, counted from RUNNING."""
+    start = doc.get("startTime")
+    if not start:
+        return False
+    return (_parse_time(format_timestamp(now())) - _parse_time(start)).total_seconds() > seconds
 
 
 def _max_trials(study: _Study) -> int:

@@ -81,6 +81,8 @@ def _job_owner(project: str, job_id: str) -> str:
 class RunOutcome:
     state: str  # "SUCCEEDED" | "FAILED" | "CANCELLED"
     error_message: str | None = None
+    # FAILED because the server stopped (not the run's own doing): a tuning trial runs again.
+    interrupted: bool = False
 
 
 @dataclass
@@ -224,7 +226,11 @@ class TrainingRunner:
         if state.outcome is not None:
             # It ended and was recorded, but the server died before the job heard of it.
             self._register(run)
-            recorded = RunOutcome(str(state.outcome["state"]), state.outcome.get("error_message"))
+            recorded = RunOutcome(
+                str(state.outcome["state"]),
+                state.outcome.get("error_message"),
+                bool(state.outcome.get("interrupted")),
+            )
             self._deliver_later(run, recorded)
             return True
         for record in state.replicas:
@@ -553,7 +559,7 @@ class TrainingRunner:
 
     def _stopped_outcome(self, run: _Run) -> RunOutcome:
         if run.stop_reason == "shutdown":
-            return RunOutcome("FAILED", SHUTDOWN_MESSAGE)
+            return RunOutcome("FAILED", SHUTDOWN_MESSAGE, interrupted=True)
         return RunOutcome("CANCELLED")
 
     def _end_all(self, run: _Run) -> None:
@@ -570,7 +576,11 @@ class TrainingRunner:
     def _record_and_deliver(self, run: _Run, outcome: RunOutcome) -> None:
         state = read_run_state(run.context.run_dir)
         if state is not None:
-            state.outcome = {"state": outcome.state, "error_message": outcome.error_message}
+            state.outcome = {
+                "state": outcome.state,
+                "error_message": outcome.error_message,
+                "interrupted": outcome.interrupted,
+            }
             write_run_state(run.context.run_dir, state)
         self._deliver(run, outcome)
 
