@@ -60,7 +60,6 @@ from cairn.tuning.strategies import (
     RandomSearch,
     _distribution,
     _external,
-    _internal,
     _key,
     _sample,
     _suggest,
@@ -293,9 +292,7 @@ class Run:
     seconds: list[float] = field(default_factory=list)  # per suggestion
 
 
-def run_strategy(
-    strategy: Strategy, problem: Problem, seed: int, mode: str, budget: int
-) -> Run:
+def run_strategy(strategy: Strategy, problem: Problem, seed: int, mode: str, budget: int) -> Run:
     """As the server drives a strategy: the whole history each call, a seed per call."""
     evaluate, run = Memo(problem), Run()
     history: list[Observation] = []
@@ -324,7 +321,11 @@ def run_optuna(sampler_name: str, problem: Problem, seed: int, mode: str, budget
         if sampler_name == "optuna-tpe"
         else optuna.samplers.GPSampler(seed=seed)
     )
-    direction = "maximize" if problem.goal == "MAXIMIZE" else "minimize"
+    direction = (
+        optuna.study.StudyDirection.MAXIMIZE
+        if problem.goal == "MAXIMIZE"
+        else optuna.study.StudyDirection.MINIMIZE
+    )
     study = optuna.create_study(direction=direction, sampler=sampler)
     distributions = {p.name: _distribution(p) for p in problem.space.parameters}
     evaluate, run = Memo(problem), Run()
@@ -348,9 +349,7 @@ def run_optuna(sampler_name: str, problem: Problem, seed: int, mode: str, budget
     return run
 
 
-def run_contender(
-    contender: str, problem: Problem, seed: int, mode: str, budget: int = 50
-) -> Run:
+def run_contender(contender: str, problem: Problem, seed: int, mode: str, budget: int = 50) -> Run:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-feature notices
         if contender == "cairn":
@@ -392,7 +391,9 @@ class Results:
     runs: dict[tuple[str, str, int, str], Run]
     references: dict[str, tuple[float, float]]  # problem → (optimum, random median)
 
-    def regrets(self, contender: str, problems: Sequence[Problem], mode: str, n: int) -> list[float]:
+    def regrets(
+        self, contender: str, problems: Sequence[Problem], mode: str, n: int
+    ) -> list[float]:
         found = []
         for problem in problems:
             optimum, median = self.references[problem.name]
@@ -413,7 +414,9 @@ def references(
         if problem.optimum is not None:
             optimum = problem.optimum
         else:  # the best ever seen, in any run or among the reference points
-            seen = reference + [v for k, r in runs.items() if k[1] == problem.name for v in r.values]
+            seen = reference + [
+                v for k, r in runs.items() if k[1] == problem.name for v in r.values
+            ]
             optimum = max(seen) if problem.goal == "MAXIMIZE" else min(seen)
         found[problem.name] = (optimum, median)
     return found
@@ -515,7 +518,9 @@ def run_all(
     jobs: int,
     cache_dir: Path | None = None,
 ) -> dict[tuple[str, str, int, str], Run]:
-    keys = [(c, p.name, s, m) for p in problems for c in contenders for m in MODES for s in range(seeds)]
+    keys = [
+        (c, p.name, s, m) for p in problems for c in contenders for m in MODES for s in range(seeds)
+    ]
     runs: dict[tuple[str, str, int, str], Run] = {}
     todo = []
     for key in keys:

@@ -216,8 +216,9 @@ def best(history: Sequence[Observation]) -> float:
 
 
 def test_bayesian_beats_random_on_a_small_problem() -> None:
-    # Over 3 seeds, the mean log10 of the best value after 15 trials: Bayesian about -3.5,
-    # random about -1.7 (measured); the margin asked for is a whole decade.
+    # Over 3 seeds, the mean log10 of the best value after 15 trials: Bayesian -2.9, random
+    # -1.4 (measured; every one of 6 seeds had Bayesian ahead by 0.8 or more). The margin
+    # asked for is one decade.
     bayes, rand = [], []
     for seed in range(3):
         bayes.append(
@@ -288,3 +289,16 @@ def test_bayesian_covers_a_mixed_space_and_exhausts_a_finite_one() -> None:
     tried = [Observation(a, float(a["n"])) for a in grid[:3]]
     rest = BayesianOptimization().suggest(SMALL, "MAXIMIZE", tried, grid[3:5], 4, 0)
     assert rest == [grid[5]]
+
+
+def test_bayesian_falls_back_to_random_when_the_model_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> list[Assignment]:
+        raise RuntimeError("cholesky failed")
+
+    monkeypatch.setattr(BayesianOptimization, "_model_based", broken)
+    history = [Observation({"n": n, "kind": "a"}, float(n)) for n in (1, 2, 3)]
+    found = BayesianOptimization().suggest(SMALL, "MAXIMIZE", history, [], 5, 0)
+    assert sorted(map(key, found)) == sorted(key({"n": n, "kind": "b"}) for n in (1, 2, 3))
+    assert "suggesting at random" in caplog.text

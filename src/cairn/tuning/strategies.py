@@ -1,20 +1,57 @@
 """Search strategies behind the `Strategy` protocol: grid, random, and Bayesian optimisation.
 
 `strategy_for(algorithm)` maps AI Platform's `hyperparameters.algorithm` (and a Vizier study's)
-to one of them; the Bayesian one is the default.
+to one of them; Bayesian optimisation is the default.
 
-Bayesian optimisation (DRAFT: the design notes are filled in once measured).
+Grid: `space.grid()` in order, skipping what was tried or is running. Random: each parameter
+uniform in its scale (see `_from_unit`), no exact repeats in a finite space.
+
+Bayesian optimisation (`BayesianOptimization`), stateless like every strategy: each call
+rebuilds an in-memory Optuna study from the history and asks Optuna 5's GPSampler (Matern-5/2
+ARD Gaussian process, log expected improvement; q-batch log EI when trials are running).
+What Cairn adds, each measured with benchmarks/tuning_quality.py on its tuning problems
+(Branin, Hartmann-6, a 7-parameter mixed space, XGBoost on diabetes; 10 seeds, median
+normalised regret pooled over the four, Optuna's default GP for reference: 0.19 at 20
+sequential trials, 0.040 at 50):
+
+- Model from the fourth trial instead of the eleventh. The first point is the centre of the
+  space, the next two the most isolated of 32 random points drawn from the middle 60 % of each
+  scale (maximin). A maximin pick among 256 candidates over the whole range went to corners and
+  did worse than Optuna's default (0.23 at 20); an unscrambled Sobol design was good at 20 trials
+  (0.13) but identical for every study and left Hartmann-6 stuck in the same local optimum on
+  every seed at 50 (0.058 against 0.002).
+- A trust region: the acquisition is searched only within an L-infinity distance 0.1 + 0.01·n
+  (unit coordinates) of the n trials so far, so that a model fitted to a handful of points
+  does not send the next trial to a corner. With it: 0.10 at 20 trials, 0.024 at 50 (0.165 and
+  0.003 without it, with the wider random design).
+- Pending trials enter the study as RUNNING trials, so a batch's suggestions are spread by the
+  sampler's q-batch expected improvement rather than piled on one point (parallel, 4 at a
+  time: 0.11 at 20 trials and 0.037 at 50, against 0.27 and 0.055 for Optuna's GP).
+- Infeasible trials (value None, NaN or infinite) score as the worst feasible value seen,
+  so the model learns to avoid their neighbourhood.
+- Tried and rejected: a log warping of the objective (worse: 0.26 on Hartmann-6 at 50),
+  rank-warping the worse half (no change), starting the model with 5 design points (worse at
+  20), a noise-free model (better on the synthetic functions, worse on XGBoost).
+
+Parameters map onto Optuna distributions as: DOUBLE and INTEGER with their LOG scale,
+REVERSE_LOG as LOG of the mirrored value low + high − x, DISCRETE by position in its list,
+CATEGORICAL as categorical. Conditional parameters are asked parents first (define-by-run):
+the GP models the parameters every trial has, and children are drawn at random. A suggestion
+that repeats a tried assignment (small discrete spaces) is replaced by a random unseen one.
+The same history and seed give the same suggestions: Optuna's sampler is seeded from `seed`,
+the kernel fit is deterministic on one thread, and nothing is remembered between calls.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +59,8 @@ from cairn.tuning.base import Observation, Strategy
 from cairn.tuning.space import Assignment, Goal, Parameter, SearchSpace, Value, finite
 
 __all__ = ["BayesianOptimization", "GridSearch", "RandomSearch", "strategy_for"]
+
+log = logging.getLogger(__name__)
 
 _BAYESIAN = (None, "ALGORITHM_UNSPECIFIED", "GAUSSIAN_PROCESS_BANDIT")
 _Key = tuple[tuple[str, Value], ...]
@@ -203,39 +242,31 @@ class RandomSearch:
 
 # --- Bayesian optimisation -----------------------------------------------------------------
 
-# Optuna logs at INFO when a study is created and warns when the acquisition search converges
-# early (routine here); neither belongs in a server's log.
-logging.getLogger("optuna._gp.optim_mixed").setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def _quiet_single_threaded() -> Iterator[None]:
-    import optuna
-    import torch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    threads = torch.get_num_threads()
-    # Dozens of tiny tensor operations per call: threads only add contention.
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        torch.set_num_threads(threads)
+# Optuna warns when the acquisition search converges early and when a kernel fit restarts from
+# its defaults: routine here, and not for a server's log.
+for _name in ("optuna._gp.optim_mixed", "optuna._gp.gp"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
 class BayesianOptimization:
-    """Gaussian-process Bayesian optimisation on Optuna's GPSampler (see the module notes)."""
+    """Gaussian-process Bayesian optimisation on Optuna's GPSampler (see the module notes).
 
+    The fields are the design's knobs; the defaults are the measured choice.
+    """
+
+    # Feasible trials before the model takes over; until then, a space-filling design.
     startup: int = 3
-    center_first: bool = True
-    warp: float = 0.0
-    deterministic: bool = False
+    # Design points (after the centre) are the most isolated of `pool` random candidates
+    # drawn from the middle of each scale, [margin, 1 - margin] in unit coordinates.
+    pool: int = 32
+    margin: float = 0.2
+    # The acquisition is searched within an L-infinity distance a + b·n (unit coordinates)
+    # of the n trials so far; None searches everywhere.
+    trust_radius: tuple[float, float] | None = (0.1, 0.01)
+    # Acquisition-search effort: random starts scored, and local searches from the best.
     preliminary_samples: int = 2048
     local_searches: int = 10
-    pending_mode: Literal["qei", "liar"] = "qei"
 
     def suggest(
         self,
@@ -251,48 +282,62 @@ class BayesianOptimization:
         rng = _rng(seed)
         seen = _seen(completed, pending)
         usable = [o for o in completed if space.contains(o.parameters)]
-        feasible = [o for o in usable if o.value is not None and finite(o.value)]
+        feasible = sum(1 for o in usable if o.value is not None and finite(o.value))
         found: list[Assignment] = []
-        if len(feasible) < max(self.startup, 1):
-            # Too little to model: spread the first points out instead.
-            placed = [o.parameters for o in completed] + list(pending)
-            while len(found) < count and len(feasible) + len(found) < max(self.startup, 1):
-                assignment = self._space_filling(space, placed + found, seen, rng)
-                if assignment is None:
-                    return found
-                seen.add(_key(assignment))
-                found.append(assignment)
-            if len(found) == count:
-                return found
-        with _quiet_single_threaded():
-            found += self._model_based(
-                space, goal, usable, list(pending) + found, count - len(found), seed, seen, rng
-            )
+        # Until there is something to model (and with nothing feasible at all, the model would
+        # learn nothing), the points come from the design.
+        design = max(self.startup, 1) - feasible if feasible else count
+        placed = [o.parameters for o in completed] + list(pending)
+        while len(found) < min(count, design):
+            assignment = self._design_point(space, placed + found, seen, rng)
+            if assignment is None:
+                return found  # a finite space, exhausted
+            seen.add(_key(assignment))
+            found.append(assignment)
+        if len(found) < count:
+            try:
+                with _quiet_single_threaded():
+                    found += self._model_based(
+                        space, goal, usable, [*pending, *found], count - len(found), seed, seen, rng
+                    )
+            except Exception:  # a numerical failure must not stall the study
+                log.exception("Bayesian optimisation failed; suggesting at random instead.")
+                while len(found) < count and (assignment := _unseen(space, seen, rng)):
+                    seen.add(_key(assignment))
+                    found.append(assignment)
         return found
 
-    def _space_filling(
+    def _design_point(
         self,
         space: SearchSpace,
         placed: Sequence[Mapping[str, Value]],
         seen: set[_Key],
         rng: np.random.Generator,
     ) -> Assignment | None:
-        if not placed and self.center_first:
-            center: Assignment = {}
+        """The centre first (the middle of every scale: often a sensible default), then the
+        most isolated of a pool of random points away from the edges (maximin). The pool is
+        small and kept off the edges because maximin over many candidates in several
+        dimensions picks corners, where optima rarely are."""
+        if not placed:
+            centre: Assignment = {}
             for parameter in space.parameters:
-                if parameter.is_active(center):
-                    center[parameter.name] = _from_unit(parameter, 0.5)
-            return center
-        # The best of a random pool by distance to its nearest placed point (maximin).
+                if parameter.is_active(centre):
+                    centre[parameter.name] = _from_unit(parameter, 0.5)
+            if _key(centre) not in seen:
+                return centre
         best: tuple[float, Assignment] | None = None
-        for _ in range(256):
-            candidate = _unseen(space, seen, rng)
-            if candidate is None:
-                return None
+        for _ in range(self.pool):
+            candidate: Assignment = {}
+            for parameter in space.parameters:
+                if parameter.is_active(candidate):
+                    u = self.margin + (1 - 2 * self.margin) * float(rng.random())
+                    candidate[parameter.name] = _from_unit(parameter, u)
+            if _key(candidate) in seen:
+                continue
             distance = min((_distance(space, candidate, p) for p in placed), default=0.0)
             if best is None or distance > best[0]:
                 best = (distance, candidate)
-        return best[1] if best is not None else None
+        return best[1] if best is not None else _unseen(space, seen, rng)
 
     def _model_based(
         self,
@@ -305,60 +350,70 @@ class BayesianOptimization:
         seen: set[_Key],
         rng: np.random.Generator,
     ) -> list[Assignment]:
+        """Rebuild an in-memory Optuna study from the history and ask it `count` times; the
+        pending trials (and each suggestion, once made) are RUNNING trials, which the GP
+        sampler's q-batch expected improvement accounts for."""
         import optuna
         from optuna.trial import TrialState, create_trial
 
         distributions = {p.name: _distribution(p) for p in space.parameters}
-        scores = _scores(goal, [o.value for o in usable], self.warp)
-        sampler = _Sampler(self, seed % 2**32)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
 
-        def internal(assignment: Mapping[str, Value]) -> tuple[dict[str, Any], dict[str, Any]]:
+        def frozen(
+            assignment: Mapping[str, Value], value: float | None = None
+        ) -> optuna.trial.FrozenTrial:
             params = {n: _internal(space[n], v) for n, v in assignment.items()}
-            return params, {n: distributions[n] for n in assignment}
+            state = TrialState.RUNNING if value is None else TrialState.COMPLETE
+            dists = {n: distributions[n] for n in assignment}
+            return create_trial(state=state, params=params, distributions=dists, value=value)
 
-        for observation, score in zip(usable, scores, strict=True):
-            params, dists = internal(observation.parameters)
-            study.add_trial(create_trial(params=params, distributions=dists, value=score))
-        lie = float(np.min(scores)) if len(scores) else 0.0
-        for assignment in pending:
-            if not space.contains(assignment):
-                continue
-            params, dists = internal(assignment)
-            if self.pending_mode == "liar":
-                study.add_trial(create_trial(params=params, distributions=dists, value=lie))
-            else:
-                study.add_trial(
-                    create_trial(state=TrialState.RUNNING, params=params, distributions=dists)
-                )
+        study = optuna.create_study(direction="maximize", sampler=_sampler(self, seed))
+        scores = _scores(goal, [o.value for o in usable])
+        study.add_trials([frozen(o.parameters, s) for o, s in zip(usable, scores, strict=True)])
+        study.add_trials([frozen(a) for a in pending if space.contains(a)])
         found: list[Assignment] = []
         for _ in range(count):
             trial = study.ask()
-            assignment: Assignment = {}
-            for parameter in space.parameters:
-                if parameter.is_active(assignment):
+            suggestion: Assignment = {}
+            for parameter in space.parameters:  # parents before children: define-by-run
+                if parameter.is_active(suggestion):
                     raw = _suggest(trial, parameter.name, distributions[parameter.name])
-                    assignment[parameter.name] = _external(parameter, raw)
-            if _key(assignment) in seen:
-                # The model insists on a point already tried: take a fresh one instead, and
-                # tell the study about the one that will actually run.
+                    suggestion[parameter.name] = _external(parameter, raw)
+            if _key(suggestion) in seen:
+                # The model insists on a point already tried (a small discrete space): take a
+                # fresh one, and let the study know which point is really running.
                 study.tell(trial, state=TrialState.FAIL)
                 replacement = _unseen(space, seen, rng)
                 if replacement is None:
                     break
-                assignment = replacement
-                params, dists = internal(assignment)
-                study.add_trial(
-                    create_trial(state=TrialState.RUNNING, params=params, distributions=dists)
-                )
-            elif self.pending_mode == "liar":
-                study.tell(trial, lie)
-            seen.add(_key(assignment))
-            found.append(assignment)
+                suggestion = replacement
+                study.add_trial(frozen(suggestion))
+            seen.add(_key(suggestion))
+            found.append(suggestion)
         return found
 
 
+@contextlib.contextmanager
+def _quiet_single_threaded() -> Iterator[None]:
+    import optuna
+    import torch
+
+    # Optuna logs every study it creates at INFO.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    threads = torch.get_num_threads()
+    # Many small tensor operations: more threads only add contention (Optuna does the same
+    # around its acquisition search, not around the kernel fit).
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _distance(space: SearchSpace, a: Mapping[str, Value], b: Mapping[str, Value]) -> float:
+    """Euclidean in unit coordinates over the parameters both have; a categorical mismatch
+    counts 1."""
     total = 0.0
     for parameter in space.parameters:
         if parameter.name not in a or parameter.name not in b:
@@ -366,28 +421,22 @@ def _distance(space: SearchSpace, a: Mapping[str, Value], b: Mapping[str, Value]
         if parameter.kind == "CATEGORICAL":
             total += 0.0 if a[parameter.name] == b[parameter.name] else 1.0
         else:
-            total += (
-                _to_unit(parameter, a[parameter.name]) - _to_unit(parameter, b[parameter.name])
-            ) ** 2
+            gap = _to_unit(parameter, a[parameter.name]) - _to_unit(parameter, b[parameter.name])
+            total += gap * gap
     return math.sqrt(total)
 
 
-def _scores(goal: Goal, values: Sequence[float | None], warp: float) -> list[float]:
+def _scores(goal: Goal, values: Sequence[float | None]) -> list[float]:
     """What the model is fitted to, higher better. An infeasible trial scores as the worst
-    feasible one so the search learns to avoid its neighbourhood."""
+    feasible one, so the search learns to avoid its neighbourhood."""
     sign = 1.0 if goal == "MAXIMIZE" else -1.0
     known = [sign * v for v in values if v is not None and finite(v)]
     worst = min(known) if known else 0.0
-    y = np.array([sign * v if v is not None and finite(v) else worst for v in values], float)
-    if warp > 0 and len(y) and y.max() > y.min():
-        # Stretch differences near the best and squash the far tail (log of the gap to the
-        # best), which a stationary GP fits better than the raw heavy-tailed values.
-        gap = (y.max() - y) / (y.max() - y.min())
-        y = -np.log1p(warp * gap)
-    return [float(v) for v in y]
+    return [sign * v if v is not None and finite(v) else worst for v in values]
 
 
 def _distribution(parameter: Parameter) -> Any:
+    """The Optuna distribution a parameter is modelled in."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -397,8 +446,8 @@ def _distribution(parameter: Parameter) -> Any:
     if parameter.kind == "CATEGORICAL":
         return CategoricalDistribution(parameter.values)
     if parameter.kind == "DISCRETE":
-        # Modelled by position: discrete lists are usually spaced the way the user thinks of
-        # them (1, 2, 4, 8 or 0.1, 0.3, 1), which raw distances would distort.
+        # By position: discrete lists are usually spaced the way their user thinks of them
+        # (1, 2, 4, 8 or 0.1, 0.3, 1), which raw distances would distort.
         return IntDistribution(0, len(parameter.values) - 1)
     assert parameter.low is not None and parameter.high is not None
     logarithmic = parameter.scale != "LINEAR" and parameter.low > 0
@@ -408,29 +457,30 @@ def _distribution(parameter: Parameter) -> Any:
 
 
 def _reflected(parameter: Parameter) -> bool:
-    # REVERSE_LOG is LOG on the mirrored value low + high - x.
+    # REVERSE_LOG is modelled as LOG of the mirrored value low + high - x.
     return parameter.scale == "REVERSE_LOG" and parameter.low is not None and parameter.low > 0
 
 
 def _internal(parameter: Parameter, value: Value) -> Any:
+    """A value as its Optuna distribution holds it."""
     if parameter.kind == "DISCRETE":
         return _index_of(parameter, value)
     if parameter.kind == "CATEGORICAL":
         return value
-    assert parameter.low is not None and parameter.high is not None
-    x = float(value)
-    if _reflected(parameter):
-        x = min(max(parameter.low + parameter.high - x, parameter.low), parameter.high)
-    return int(round(x)) if parameter.kind == "INTEGER" else x
+    return _mirror(parameter, float(value))
 
 
 def _external(parameter: Parameter, raw: Any) -> Value:
+    """The inverse of `_internal`."""
     if parameter.kind == "DISCRETE":
         return parameter.values[int(raw)]
     if parameter.kind == "CATEGORICAL":
         return str(raw)
+    return _mirror(parameter, float(raw))
+
+
+def _mirror(parameter: Parameter, x: float) -> float | int:
     assert parameter.low is not None and parameter.high is not None
-    x = float(raw)
     if _reflected(parameter):
         x = min(max(parameter.low + parameter.high - x, parameter.low), parameter.high)
     return int(round(x)) if parameter.kind == "INTEGER" else x
@@ -446,17 +496,63 @@ def _suggest(trial: Any, name: str, distribution: Any) -> Any:
     return trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
 
 
-def _Sampler(config: BayesianOptimization, seed: int) -> Any:
-    from optuna.samplers import GPSampler, RandomSampler
-
-    sampler = GPSampler(
-        seed=seed,
-        independent_sampler=RandomSampler(seed=seed),
-        n_startup_trials=1,
-        deterministic_objective=config.deterministic,
-        warn_independent_sampling=False,
+def _sampler(config: BayesianOptimization, seed: int) -> Any:
+    sampler = _sampler_class()(
+        seed=seed % 2**32,
+        n_startup_trials=1,  # the design already ran
+        warn_independent_sampling=False,  # conditional children are sampled independently
     )
-    # Acquisition-search effort (private knobs of Optuna 5's GPSampler; pinned below 6).
+    sampler.trust_radius = config.trust_radius
+    # Acquisition-search effort: private knobs of Optuna 5's GPSampler (pinned below 6).
     sampler._n_preliminary_samples = config.preliminary_samples
     sampler._n_local_search = config.local_searches
     return sampler
+
+
+@functools.cache
+def _sampler_class() -> type[Any]:
+    """GPSampler with the acquisition searched within a trust region. Built on first use so
+    that importing this module does not import torch."""
+    import torch
+    from optuna._gp.acqf import BaseAcquisitionFunc
+    from optuna.samplers import GPSampler
+    from optuna.trial import TrialState
+
+    class TrustRegion(BaseAcquisitionFunc):
+        """An acquisition function, penalised in proportion to how far a point lies outside
+        every L-infinity ball of radius `radius` around the trials (categoricals aside)."""
+
+        def __init__(self, inner: Any, anchors: np.ndarray, radius: float) -> None:
+            numeric = np.flatnonzero(~np.asarray(inner.search_space.is_categorical))
+            self.inner = inner
+            self.numeric = torch.from_numpy(numeric)
+            self.anchors = torch.from_numpy(np.ascontiguousarray(anchors[:, numeric]))
+            self.radius = radius
+            super().__init__(inner.length_scales, inner.search_space)
+
+        def eval_acqf(self, x: torch.Tensor) -> torch.Tensor:
+            value: torch.Tensor = self.inner.eval_acqf(x)
+            if len(self.anchors) == 0 or len(self.numeric) == 0:
+                return value
+            points = x.index_select(-1, self.numeric)
+            gaps = (points.unsqueeze(-2) - self.anchors).abs().amax(-1).amin(-1)
+            # Steep enough to dominate any log-EI difference, smooth enough for L-BFGS.
+            return value - 1e3 * (gaps - self.radius).clamp_min(0.0)
+
+    class TrustRegionGPSampler(GPSampler):
+        trust_radius: tuple[float, float] | None = None
+        _completed: list[Any] = []
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            self._completed = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            return super().sample_relative(study, trial, search_space)
+
+        def _optimize_acqf(self, acqf: Any, best_params: Any) -> Any:
+            if self.trust_radius is not None:
+                radius = self.trust_radius[0] + self.trust_radius[1] * len(self._completed)
+                if radius < 1.0:
+                    anchors = acqf.search_space.get_normalized_params(self._completed)
+                    acqf = TrustRegion(acqf, anchors, radius)
+            return super()._optimize_acqf(acqf, best_params)
+
+    return TrustRegionGPSampler
