@@ -403,6 +403,17 @@ class Results:
                 found.append(normalised_regret(problem, best, optimum, median))
         return found
 
+    def seconds(
+        self, contender: str, mode: str, problem: str | None = None, *, tail: bool = False
+    ) -> list[float]:
+        """Suggestion times of a contender's runs (`tail`: only trials 41-50)."""
+        return [
+            s
+            for (c, name, _, m), run in self.runs.items()
+            if c == contender and m == mode and problem in (None, name)
+            for s in (run.seconds[40:] if tail else run.seconds)
+        ]
+
 
 def references(
     problems: Sequence[Problem], runs: dict[tuple[str, str, int, str], Run]
@@ -449,6 +460,30 @@ def table(results: Results, header: str) -> str:
                 lines.append(f"| {group} | {n} | {mode} | " + " | ".join(cells) + " |")
     lines += [
         "",
+        "A group's median pools its problems' runs: with two problems of very different "
+        "difficulty (as held out) it falls between the worst run of the easy one and the best "
+        "run of the hard one. Steadier, the mean over a group's problems of each problem's "
+        "median regret:",
+        "",
+        "| group | trials | mode | " + " | ".join(contenders) + " |",
+        "|---|---|---|" + "---|" * len(contenders),
+    ]
+    for group, problems in groups:
+        if not problems:
+            continue
+        for n in BUDGETS:
+            for mode in MODES:
+                means = [
+                    statistics.mean(
+                        statistics.median(results.regrets(c, [p], mode, n)) for p in problems
+                    )
+                    for c in contenders
+                ]
+                lines.append(
+                    f"| {group} | {n} | {mode} | " + " | ".join(f"{m:.3f}" for m in means) + " |"
+                )
+    lines += [
+        "",
         "## Median normalised regret by problem [bootstrap 95 % CI]",
         "",
         "| problem | group | trials | mode | " + " | ".join(contenders) + " |",
@@ -474,21 +509,27 @@ def table(results: Results, header: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for contender in contenders:
-        figures = []
-        for mode, tail in (("sequential", False), ("sequential", True), ("parallel", False)):
-            seconds = [
-                s
-                for (c, _, _, m), run in results.runs.items()
-                if c == contender and m == mode
-                for s in (run.seconds[40:] if tail else run.seconds)
-            ]
-            figures.append(seconds)
-        seq, seq_tail, par = figures
+        seq = results.seconds(contender, "sequential")
+        seq_tail = results.seconds(contender, "sequential", tail=True)
+        par = results.seconds(contender, "parallel")
         lines.append(
             f"| {contender} | {1e3 * percentile(seq, 50):.1f} | {1e3 * percentile(seq, 95):.1f} | "
             f"{1e3 * percentile(seq_tail, 50):.1f} | {1e3 * percentile(par, 50):.1f} | "
             f"{1e3 * percentile(par, 95):.1f} |"
         )
+    lines += [
+        "",
+        "Median time per suggestion by problem, sequential (ms):",
+        "",
+        "| problem | " + " | ".join(contenders) + " |",
+        "|---|" + "---|" * len(contenders),
+    ]
+    for problem in results.problems:
+        cells = [
+            f"{1e3 * percentile(results.seconds(c, 'sequential', problem.name), 50):.1f}"
+            for c in contenders
+        ]
+        lines.append(f"| {problem.name} | " + " | ".join(cells) + " |")
     lines += ["", "## References (optimum; median of random points)", ""]
     for problem in results.problems:
         optimum, median = results.references[problem.name]
@@ -581,7 +622,7 @@ def main() -> None:
     header = (
         "# Hyperparameter-tuning quality\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; {args.jobs} process(es) under `nice -n 10`. "
+        f"{platform.python_version()}; {args.jobs} process(es) at niceness {os.nice(0)}. "
         f"{seeds} seeds × {len(problems)} problems × 2 modes × {len(contenders)} contenders, "
         f"50 trials each; {minutes:.1f} minutes in all.\n\n"
         "Normalised regret = (best found − optimum) / (median of random points − optimum), "

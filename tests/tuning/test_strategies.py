@@ -302,3 +302,22 @@ def test_bayesian_falls_back_to_random_when_the_model_fails(
     found = BayesianOptimization().suggest(SMALL, "MAXIMIZE", history, [], 5, 0)
     assert sorted(map(key, found)) == sorted(key({"n": n, "kind": "b"}) for n in (1, 2, 3))
     assert "suggesting at random" in caplog.text
+
+
+def test_bayesian_starts_at_the_centre_and_spreads_its_first_batch() -> None:
+    batch = BayesianOptimization().suggest(BOWL, "MINIMIZE", [], [], 4, 0)
+    assert batch[0] == {"u": 0.5, "v": 0.5, "w": 0.5}
+    assert len({key(a) for a in batch}) == 4 and all(BOWL.contains(a) for a in batch)
+    # The design stays off the edges: the middle 60 % of each range.
+    assert all(0.2 <= float(a[n]) <= 0.8 for a in batch for n in "uvw")
+
+
+def test_bayesian_searches_near_the_trials_while_it_knows_little() -> None:
+    # The trust region: with n trials, within 0.1 + 0.01·n of one of them (max-norm).
+    for seed in range(3):
+        history = drive(BayesianOptimization(), BOWL, "MINIMIZE", sharp_bowl, 4, seed)
+        (nxt,) = BayesianOptimization().suggest(BOWL, "MINIMIZE", history, [], 1, seed)
+        nearest = min(
+            max(abs(float(nxt[n]) - float(o.parameters[n])) for n in "uvw") for o in history
+        )
+        assert nearest <= 0.14 + 1e-9, (nxt, history)
