@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from cairn.serving.loaders import load_predictor
 
-        predictor = load_predictor(Path(args.model_dir), args.framework or None)
+        predictor = load_predictor(
+            Path(args.model_dir), args.framework or None, args.prediction_class or None
+        )
         warmup = predictor.warmup_instances()
     except Exception as error:  # noqa: BLE001 - report every load failure to the server
         _report(ready, {"ok": False, "error": _load_failure_text(error)})
@@ -109,6 +111,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cairn.serving.node", description=__doc__)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--framework", default="")
+    parser.add_argument("--prediction-class", default="")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     return parser.parse_args(argv)

@@ -44,8 +44,15 @@ class NodeProcess:
         log_path: Path,
         load_timeout_s: float,
         run_as: RunAs | None = None,
+        *,
+        python: str | None = None,
+        prediction_class: str | None = None,
     ) -> None:
+        """`python`: the interpreter of the version's environment (its packageUris
+        installed); None: the server's. `prediction_class`: a custom prediction routine."""
         self.model_dir = model_dir
+        self.python = python or sys.executable
+        self.prediction_class = prediction_class
         self.framework = framework
         self.socket_path = socket_path
         self.log_path = log_path
@@ -164,7 +171,7 @@ class NodeProcess:
 
     def _command(self, ready_fd: int) -> list[str]:
         return [
-            sys.executable,
+            self.python,
             "-m",
             "cairn.serving.node",
             "--model-dir",
@@ -175,6 +182,8 @@ class NodeProcess:
             str(self.socket_path),
             "--ready-fd",
             str(ready_fd),
+            "--prediction-class",
+            self.prediction_class or "",
         ]
 
     def _failure_text(

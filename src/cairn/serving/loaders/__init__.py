@@ -26,9 +26,17 @@ from cairn.serving.loaders.base import Predictor, RowPredictor
 __all__ = ["Predictor", "RowPredictor", "load_predictor"]
 
 
-def load_predictor(model_dir: Path, framework: str | None) -> Predictor:
-    """Load the model in `model_dir`; ApiError/ModelLoadError say what to fix when it fails."""
+def load_predictor(
+    model_dir: Path, framework: str | None, prediction_class: str | None = None
+) -> Predictor:
+    """Load the model in `model_dir`; ApiError/ModelLoadError say what to fix when it fails.
+
+    `prediction_class` ("module.Class", importable in this process) is a custom prediction
+    routine: its `from_path(model_dir)` builds the predictor instead of a framework loader.
+    """
     model_dir = Path(model_dir)
+    if prediction_class:
+        raise ModelLoadError("Custom prediction routines are not built in Cairn yet.")
     chosen = normalize_framework(framework) or detect_framework(model_dir)
     if chosen == TENSORFLOW:
         if not any((model_dir / name).is_file() for name in TF_FILES):
