@@ -51,7 +51,7 @@ class BatchAnswerer:
                 _answer_frame(
                     request_id,
                     len(request.instances),
-                    partial(self.predictor.predict, request.instances, request.signature_name),
+                    partial(self.predictor.predict_request, request),
                 )
             )
         if stacked:

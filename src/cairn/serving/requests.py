@@ -5,7 +5,7 @@ It runs inside the prediction node, so the server forwards request bytes untouch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -19,6 +19,9 @@ EXAMPLE = '{"instances": [[1.0, 2.0, 3.0]]}'
 class PredictRequest:
     instances: list[Any]
     signature_name: str | None = None
+    # The body's other top-level fields: a custom prediction routine gets them as keyword
+    # arguments of predict().
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_request(body: bytes) -> PredictRequest:
@@ -35,7 +38,8 @@ def parse_request(body: bytes) -> PredictRequest:
         )
     if "instances" not in doc:
         raise InvalidInputs(f"the request has no 'instances' field. Send e.g. {EXAMPLE}.")
-    return PredictRequest(validate_instances(doc["instances"]), signature_of(doc))
+    options = {k: v for k, v in doc.items() if k not in ("instances", "signature_name")}
+    return PredictRequest(validate_instances(doc["instances"]), signature_of(doc), options)
 
 
 def validate_instances(instances: Any) -> list[Any]:

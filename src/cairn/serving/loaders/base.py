@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cairn.serving.errors import InvalidInputs
+from cairn.serving.requests import PredictRequest
 
 
 class Predictor(ABC):
@@ -29,6 +30,10 @@ class Predictor(ABC):
     @abstractmethod
     def warmup_instances(self) -> list[Any] | None:
         """A synthetic valid request derived from the model, or None when it cannot tell."""
+
+    def predict_request(self, request: PredictRequest) -> Any:
+        """Answer a parsed request; framework models ignore its other top-level fields."""
+        return self.predict(request.instances, request.signature_name)
 
 
 class RowPredictor(Predictor):
