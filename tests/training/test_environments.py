@@ -119,3 +119,24 @@ def test_a_trainer_declaring_plain_tensorflow_reuses_cairns_build(
     runner.start("p1", "job_tf_alias", spec, **recorder.callbacks)
     outcome = recorder.wait()
     assert outcome.state == "SUCCEEDED", outcome.error_message
+
+
+def test_a_rebuilt_sdist_of_unchanged_code_finds_the_same_environment(tmp_path: Path) -> None:
+    """The CLI builds a fresh sdist per submission; its timestamps must not miss the cache."""
+    from cairn.client.packaging import build_sdist as cli_build_sdist
+    from cairn.training.environments import environment_key
+
+    package = tmp_path / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "task.py").write_text("print('hello')\n")
+    first = cli_build_sdist(package, tmp_path / "first")
+    for source in package.iterdir():
+        os.utime(source, (1_000_000_000, 1_000_000_000))  # as if checked out again later
+    second = cli_build_sdist(package, tmp_path / "second")
+    assert first[0].read_bytes() != second[0].read_bytes()
+    assert environment_key(first) == environment_key(second)
+
+    (package / "task.py").write_text("print('changed')\n")
+    changed = cli_build_sdist(package, tmp_path / "changed")
+    assert environment_key(changed) != environment_key(first)

@@ -1,9 +1,9 @@
 """Per-package-set Python environments, built once and reused.
 
 A job's `packageUris` are pip-installed (with their declared dependencies) into a
-virtual environment under `envs_root/<key>`, where the key is the sha256 of the package
-files. The environment sees Cairn's own site-packages through a `.pth` file, so the big
-frameworks (TensorFlow, scikit-learn, XGBoost) are never reinstalled and pip only adds
+virtual environment under `envs_root/<key>`, where the key is the sha256 of what the
+packages contain (an archive's members, so a rebuilt sdist of unchanged code matches). The
+environment sees Cairn's own site-packages through a `.pth` file, so the big frameworks (TensorFlow, scikit-learn, XGBoost) are never reinstalled and pip only adds
 what is missing. Environments are built in a temporary directory and renamed into place,
 so two jobs racing for the same packages never see a half-built one.
 
@@ -25,10 +25,12 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import threading
 import time
 import uuid
 import venv
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,13 +77,43 @@ class PythonEnvironment:
 
 
 def environment_key(package_files: Sequence[Path]) -> str:
-    """sha256 over the packages' names and contents (and the Python version they serve)."""
+    """sha256 over what the packages install (and the Python version they serve).
+
+    An archive counts by its members' names and contents, not its bytes: every `cairn jobs
+    submit --package-path` builds a fresh sdist whose timestamps differ, and the same code
+    must find the same environment.
+    """
     digest = hashlib.sha256(f"cp{sys.version_info[0]}{sys.version_info[1]}\0".encode())
     for path in sorted(package_files, key=lambda p: p.name):
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(_content_digest(path))
     return digest.hexdigest()
+
+
+def _content_digest(path: Path) -> bytes:
+    """Digest of an archive's members (sorted names and contents), else of the file's bytes."""
+    members = hashlib.sha256()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                    if not info.is_dir():
+                        members.update(info.filename.encode() + b"\0")
+                        members.update(hashlib.sha256(archive.read(info)).digest())
+            return members.digest()
+        if tarfile.is_tarfile(path):
+            with tarfile.open(path) as archive:
+                for member in sorted(archive.getmembers(), key=lambda m: m.name):
+                    extracted = archive.extractfile(member) if member.isfile() else None
+                    if extracted is None:
+                        continue
+                    members.update(member.name.encode() + b"\0")
+                    members.update(hashlib.file_digest(extracted, "sha256").digest())
+            return members.digest()
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
+        pass  # not a readable archive: pip will say so; key on the bytes
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 def _cairn_site_dirs() -> list[str]:
