@@ -3,7 +3,8 @@
 Starts `cairn server` on 127.0.0.1 (unless one already answers), copies a CSV into a
 local bucket, trains a scikit-learn package as a job, tunes its hyperparameter with AI
 Platform's tuning config, deploys the best trial's model as a version and asks it for
-predictions. The server keeps running afterwards (pass --stop to stop it).
+predictions, online and as a batch job over a file. The server keeps running afterwards
+(pass --stop to stop it).
 """
 
 from __future__ import annotations
@@ -189,6 +190,32 @@ def main() -> None:
         raise SystemExit(
             f"Unexpected predictions {predictions}; expected [0, 2] (setosa, virginica)."
         )
+
+    say("7. Predict in batch: a file of instances through the same version")
+    batch_job = f"iris_batch_{stamp}"
+    rows = work / "batch.jsonl"
+    rows.write_text(
+        "".join(f"{json.dumps(r)}\n" for r in ([5.0, 3.4, 1.5, 0.2], [6.3, 3.3, 6.0, 2.5]))
+    )
+    run("storage", "cp", str(rows), "gs://quickstart/batch/instances.jsonl", env=env)
+    run(
+        "jobs", "submit", "prediction", batch_job,
+        "--model", "iris",
+        "--version", version,
+        "--input-paths", "gs://quickstart/batch/*.jsonl",
+        "--data-format", "text",
+        "--output-path", f"gs://quickstart/batch/{batch_job}",
+        "--region", "us-central1",
+        "--stream-logs",
+        env=env,
+    )  # fmt: skip
+    results = run(
+        "storage", "cat", f"gs://quickstart/batch/{batch_job}/prediction.results-*",
+        env=env,
+        capture=True,
+    )  # fmt: skip
+    if len(results.splitlines()) != 2:
+        raise SystemExit(f"Expected 2 batch predictions, got:\n{results}")
 
     say("Done")
     print(f"The server answers at {url} (home: {home}). Try:")

@@ -483,19 +483,89 @@ def _check_parameter(param: ParameterSpec, where: str, algorithm: str | None) ->
             )
 
 
+# Batch prediction: what Cairn reads and writes (CSV input is Cairn's own extension).
+PREDICTION_INPUT_FORMATS = ("JSON", "TEXT", "CSV", "TF_RECORD", "TF_RECORD_GZIP")
+PREDICTION_OUTPUT_FORMATS = ("JSON", "TEXT", "CSV")
+MAX_PREDICTION_INPUT_PATHS = 100
+MAX_PREDICTION_BATCH_SIZE = 100_000
+_RUNTIME_VERSION = re.compile(r"[0-9]+\.[0-9]+")
+_MODEL_NAME = re.compile(r"projects/[^/]+/models/[^/]+")
+_VERSION_NAME = re.compile(r"projects/[^/]+/models/[^/]+/versions/[^/]+")
+
+
 def validate_prediction_input(spec: PredictionInput) -> None:
     path = "job.prediction_input"
     sources = [v for v in (spec.model_name, spec.version_name, spec.uri) if v]
     if len(sources) != 1:
-        raise invalid_field(path, "Set exactly one of modelName, versionName and uri.")
+        raise invalid_field(
+            path,
+            "Set exactly one of modelName (projects/P/models/M: its default version), "
+            "versionName (projects/P/models/M/versions/V) and uri (a model directory).",
+        )
+    if spec.model_name and not _MODEL_NAME.fullmatch(spec.model_name):
+        raise invalid_field(
+            f"{path}.model_name",
+            f"{shown(spec.model_name)} is not a model name like projects/P/models/M.",
+        )
+    if spec.version_name and not _VERSION_NAME.fullmatch(spec.version_name):
+        raise invalid_field(
+            f"{path}.version_name",
+            f"{shown(spec.version_name)} is not a version name like "
+            "projects/P/models/M/versions/V.",
+        )
     if spec.data_format in (None, "DATA_FORMAT_UNSPECIFIED"):
-        raise invalid_field(f"{path}.data_format", "A data format is required.")
+        raise invalid_field(
+            f"{path}.data_format",
+            "A data format is required: JSON (or TEXT: one JSON instance per line), CSV, "
+            "TF_RECORD or TF_RECORD_GZIP.",
+        )
+    if spec.data_format not in PREDICTION_INPUT_FORMATS:
+        raise invalid_field(
+            f"{path}.data_format",
+            f"{spec.data_format} input is not supported; use JSON (or TEXT), CSV, TF_RECORD "
+            "or TF_RECORD_GZIP.",
+        )
+    output = spec.output_data_format
+    if output not in (None, "DATA_FORMAT_UNSPECIFIED") and output not in (
+        PREDICTION_OUTPUT_FORMATS
+    ):
+        raise invalid_field(
+            f"{path}.output_data_format",
+            f"Predictions cannot be written as {output}; use JSON (the default) or CSV.",
+        )
     if not spec.input_paths:
         raise invalid_field(f"{path}.input_paths", "At least one input path is required.")
+    if len(spec.input_paths) > MAX_PREDICTION_INPUT_PATHS:
+        raise invalid_field(
+            f"{path}.input_paths",
+            f"At most {MAX_PREDICTION_INPUT_PATHS} input paths are allowed; use wildcards "
+            "(gs://BUCKET/DIR/*) to name many files.",
+        )
+    for index, input_path in enumerate(spec.input_paths):
+        if not input_path.strip():
+            raise invalid_field(f"{path}.input_paths[{index}]", "An input path cannot be empty.")
     if not spec.output_path:
         raise invalid_field(f"{path}.output_path", "An output path is required.")
     if not spec.region:
         raise invalid_field(f"{path}.region", "A region is required (for example us-central1).")
+    if spec.max_worker_count is not None and spec.max_worker_count < 1:
+        raise invalid_field(f"{path}.max_worker_count", "Must be at least 1.")
+    if spec.batch_size is not None and not 1 <= spec.batch_size <= MAX_PREDICTION_BATCH_SIZE:
+        raise invalid_field(
+            f"{path}.batch_size",
+            f"Must be between 1 and {MAX_PREDICTION_BATCH_SIZE} instances per model call.",
+        )
+    if spec.runtime_version is not None and not _RUNTIME_VERSION.fullmatch(spec.runtime_version):
+        raise invalid_field(
+            f"{path}.runtime_version",
+            f"{shown(spec.runtime_version)} is not a runtime version like 2.11.",
+        )
+    if spec.signature_name is not None and not 0 < len(spec.signature_name.strip()) <= 256:
+        raise invalid_field(
+            f"{path}.signature_name",
+            "Name a signature of the SavedModel (1-256 characters), or leave it unset for "
+            "serving_default.",
+        )
 
 
 # Google's label rules: at most 64 per resource, keys 1-63 characters starting with a

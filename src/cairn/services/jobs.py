@@ -32,6 +32,7 @@ from cairn.domain.jobs import (
 from cairn.domain.names import JobName, check_id, check_project
 from cairn.domain.wire import format_timestamp, now
 from cairn.services.access import service_agent
+from cairn.services.batch_jobs import BatchJobs
 from cairn.services.projects import ProjectService
 from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.services.request_paths import RequestPaths
@@ -120,11 +121,14 @@ class JobService:
         paths: RequestPaths | None = None,
         credentials: JobCredentials | None = None,
         tuning: TuningJobs | None = None,
+        batch: BatchJobs | None = None,
     ) -> None:
         """`tuning` runs jobs with `trainingInput.hyperparameters` (None: refused as
-        UNIMPLEMENTED); it runs their trials through `runner` too."""
+        UNIMPLEMENTED); it runs their trials through `runner` too. `batch` runs jobs with
+        `predictionInput` (None: refused as UNIMPLEMENTED)."""
         self._credentials = credentials
         self._tuning = tuning
+        self._batch = batch
         self._repo = repo
         self._projects = projects
         self._runner = runner
@@ -144,23 +148,13 @@ class JobService:
             setattr(job, name, None)
         validate_new_job(job)
         if job.prediction_input is not None:
-            raise ApiError(
-                Code.UNIMPLEMENTED,
-                "Batch prediction jobs (predictionInput) are not built in Cairn yet.",
-            )
-        assert job.training_input is not None
-        # Everything the runner will launch is checked here, in the request: a job that
-        # could never start is refused, not queued to fail.
-        check_replica_limit(job.training_input, self._max_replicas)
-        self._check_paths(job.training_input)
-        if (unsupported := unsupported_training_features(job.training_input)) is not None:
-            raise unsupported
-        if job.training_input.hyperparameters is not None:
-            if self._tuning is None:
+            if self._batch is None:
                 raise ApiError(
-                    Code.UNIMPLEMENTED, "This server was started without hyperparameter tuning."
+                    Code.UNIMPLEMENTED, "This server was started without batch prediction."
                 )
-            self._tuning.check_new(project, job.training_input.to_json())
+            self._batch.check_new(project, job.prediction_input)
+        else:
+            self._check_training(project, job)
         job.state = "QUEUED"
         job.create_time = now()
         job.etag = new_etag()
@@ -174,6 +168,21 @@ class JobService:
             ) from None
         self._enqueue(key)
         return self.get(project, str(job.job_id))
+
+    def _check_training(self, project: str, job: Job) -> None:
+        assert job.training_input is not None
+        # Everything the runner will launch is checked here, in the request: a job that
+        # could never start is refused, not queued to fail.
+        check_replica_limit(job.training_input, self._max_replicas)
+        self._check_paths(job.training_input)
+        if (unsupported := unsupported_training_features(job.training_input)) is not None:
+            raise unsupported
+        if job.training_input.hyperparameters is not None:
+            if self._tuning is None:
+                raise ApiError(
+                    Code.UNIMPLEMENTED, "This server was started without hyperparameter tuning."
+                )
+            self._tuning.check_new(project, job.training_input.to_json())
 
     def _check_paths(self, spec: TrainingInput) -> None:
         path = "job.training_input"
@@ -284,7 +293,15 @@ class JobService:
             with self._lock:
                 self._running.add((project, job_id))
             try:
-                if self._tuning is not None and spec.get("hyperparameters") is not None:
+                if self._batch is not None and doc.get("predictionInput") is not None:
+                    adopted = self._batch.recover(
+                        project,
+                        job_id,
+                        doc["predictionInput"],
+                        on_state=self._state_callback((project, job_id)),
+                        on_finished=self._finished_callback((project, job_id)),
+                    )
+                elif self._tuning is not None and spec.get("hyperparameters") is not None:
                     adopted = self._tuning.recover(
                         project,
                         job_id,
@@ -309,6 +326,8 @@ class JobService:
                 continue
             with self._lock:
                 self._running.discard((project, job_id))
+            if doc.get("predictionInput") is not None and self._requeue((project, job_id)):
+                continue
             final = "CANCELLED" if doc.get("state") == "CANCELLING" else "FAILED"
             message = None if final == "CANCELLED" else RESTART_MESSAGE
             self._repo.update(
@@ -321,6 +340,18 @@ class JobService:
         self._revoke_credentials_of_ended_jobs()
         for key, _doc in self._repo.in_states(["QUEUED"]):
             self._enqueue(tuple(key))
+
+    def _requeue(self, key: tuple[str, str]) -> bool:
+        """A prediction job that had launched no worker yet runs again from the queue
+        (it has no side effects to undo); True if it was queued again."""
+
+        def back_to_queue(doc: dict[str, Any]) -> dict[str, Any] | None:
+            if doc.get("state") not in ("PREPARING", "RUNNING"):
+                return None
+            return {**doc, "state": "QUEUED"}
+
+        doc = self._repo.update(key, back_to_queue)
+        return doc is not None and doc.get("state") == "QUEUED"
 
     def _revoke_credentials_of_ended_jobs(self) -> None:
         """A crash can end a job between issuing its credential and recording its end."""
@@ -338,6 +369,8 @@ class JobService:
         if self._tuning is not None:
             self._tuning.shutdown()  # first, so trials cut short count as interrupted
         self._runner.shutdown()
+        if self._batch is not None:
+            self._batch.shutdown()
         if self._tuning is not None:
             self._tuning.join(timeout=10)
 
@@ -368,7 +401,7 @@ class JobService:
                 self._engine(doc).start(
                     key[0],
                     key[1],
-                    doc.get("trainingInput", {}),
+                    doc.get("predictionInput") or doc.get("trainingInput", {}),
                     on_state=self._state_callback(key),
                     on_finished=self._finished_callback(key),
                     extra_env=self._identity_env(key, doc),
@@ -381,8 +414,11 @@ class JobService:
                     _Outcome("FAILED", f"Cairn could not start the job: {exc}")
                 )
 
-    def _engine(self, doc: Mapping[str, Any]) -> Runner | TuningJobs:
-        """The tuning engine for a job with hyperparameters, the training runner otherwise."""
+    def _engine(self, doc: Mapping[str, Any]) -> Runner | TuningJobs | BatchJobs:
+        """The batch engine for a prediction job, the tuning engine for a job with
+        hyperparameters, the training runner otherwise."""
+        if self._batch is not None and doc.get("predictionInput") is not None:
+            return self._batch
         if self._tuning is not None and (doc.get("trainingInput") or {}).get("hyperparameters"):
             return self._tuning
         return self._runner
@@ -390,7 +426,8 @@ class JobService:
     def _identity_env(self, key: tuple[str, str], doc: dict[str, Any]) -> dict[str, str]:
         """A credential for whom the job runs as: its service account, else the project's
         service agent; never the submitter's own rights."""
-        if self._credentials is None:
+        if self._credentials is None or doc.get("predictionInput") is not None:
+            # Batch workers read and write Cairn's storage as files; they call no API.
             return {}
         project, job_id = key
         account = (doc.get("trainingInput") or {}).get("serviceAccount")

@@ -15,7 +15,7 @@ from cairn.cli.jobs.update import update
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def jobs() -> None:
-    """Submit and manage training jobs.
+    """Submit and manage training and batch prediction jobs.
 
     \b
     Typical flow:
@@ -24,6 +24,8 @@ def jobs() -> None:
       cairn jobs stream-logs JOB
       cairn jobs describe JOB
       cairn jobs trials JOB    # a hyperparameter tuning job's trials, best first
+      cairn jobs submit prediction JOB --model M --input-paths 'gs://in/*' \\
+          --data-format text --output-path gs://out/JOB
     """
 
 

@@ -1,4 +1,5 @@
-"""`cairn jobs submit training JOB`: package, stage and submit a trainer like gcloud does."""
+"""`cairn jobs submit training JOB`: package, stage and submit a trainer like gcloud does;
+`cairn jobs submit prediction JOB` (in submit_prediction.py): a batch prediction job."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import click
 
 from cairn.cli.jobs.stream_logs import follow_logs
+from cairn.cli.jobs.submit_prediction import prediction
 from cairn.cli.options import (
     Session,
     TrainerArgsCommand,
@@ -27,7 +29,7 @@ SCALE_TIERS = ("basic", "basic-gpu", "basic-tpu", "custom", "premium-1", "standa
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def submit() -> None:
-    """Submit a job (training)."""
+    """Submit a job: training (run a trainer package) or prediction (batch prediction)."""
 
 
 @submit.command(cls=TrainerArgsCommand)
@@ -189,3 +191,6 @@ def _stage(
         destination = package_destination(job, staging_bucket, job_dir)
         staged = stage_packages(session.client, local, destination, session.printer.status)
     return staged + remote
+
+
+submit.add_command(prediction)

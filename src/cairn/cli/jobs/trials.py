@@ -190,6 +190,10 @@ def print_summary(job: Json, printer: Printer) -> None:
         completed = output.get("completedTrialCount") or "0"
         lines.append(("Goal", f"{goal_of(job)} {metric_tag_of(job)}"))
         lines.append(("Trials", f"{completed} completed of {_max_trials(job)}"))
+    if (predicted := job.get("predictionOutput")) is not None:
+        lines.append(("Output", predicted.get("outputPath")))
+        count, bad = predicted.get("predictionCount", 0), predicted.get("errorCount", 0)
+        lines.append(("Predicted", f"{count} instances, {bad} bad lines"))
     lines.append(("Error", job.get("errorMessage")))
     for label, value in lines:
         if value not in (None, ""):
