@@ -1,7 +1,9 @@
 """Loading a model directory into a `Predictor`, choosing the loader by framework.
 
 Framework libraries are imported only when their loader runs, so a scikit-learn node never
-pays for importing TensorFlow.
+pays for importing TensorFlow. A custom prediction routine (`prediction_class`) replaces the
+framework loaders; a `preparation.joblib` beside a row model puts the fitted preparation in
+front of it (loaders/prepared.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from cairn.serving.errors import ModelLoadError
 from cairn.serving.frameworks import (
     PICKLE_FILES,
+    PREPARATION_FILE,
     SCIKIT_LEARN,
     TENSORFLOW,
     TF_FILES,
@@ -36,7 +39,25 @@ def load_predictor(
     """
     model_dir = Path(model_dir)
     if prediction_class:
-        raise ModelLoadError("Custom prediction routines are not built in Cairn yet.")
+        from cairn.serving.loaders.custom import load_custom_routine
+
+        return load_custom_routine(model_dir, prediction_class)
+    predictor = _load_framework_model(model_dir, framework)
+    preparation = model_dir / PREPARATION_FILE
+    if not preparation.is_file():
+        return predictor
+    if not isinstance(predictor, RowPredictor):
+        raise ModelLoadError(
+            f"{preparation} is a data preparation, which Cairn applies before scikit-learn "
+            f"and XGBoost models only, not before a {predictor.framework} model. Remove it "
+            "from the model directory and prepare instances before sending them."
+        )
+    from cairn.serving.loaders.prepared import PreparedPredictor, load_preparation_file
+
+    return PreparedPredictor(predictor, load_preparation_file(preparation), preparation)
+
+
+def _load_framework_model(model_dir: Path, framework: str | None) -> Predictor:
     chosen = normalize_framework(framework) or detect_framework(model_dir)
     if chosen == TENSORFLOW:
         if not any((model_dir / name).is_file() for name in TF_FILES):
