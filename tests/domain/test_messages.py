@@ -155,9 +155,9 @@ def test_hyperparameter_rules(params: list[dict[str, object]], algorithm: str | 
     assert error.value.field_violations[0].field.startswith("job.training_input.hyperparameters")
 
 
-def test_custom_containers_and_routines_are_honestly_unimplemented() -> None:
+def test_custom_containers_are_honestly_unimplemented() -> None:
     version = Version.parse(
-        {"name": "v", "predictionClass": "m.P", "packageUris": ["gs://b/p"]}, "version"
+        {"name": "v", "deploymentUri": "gs://b/m", "container": {"image": "i"}}, "version"
     )
     with pytest.raises(ApiError) as error:
         validate_new_version(version)

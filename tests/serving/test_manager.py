@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,8 @@ import pytest
 
 from cairn.domain.errors import ApiError, Code
 from cairn.serving import ServingManager, predict_local
+from cairn.serving.manager import NodeRange, ScalingPolicy
+from cairn.serving.process import Standby
 
 from .conftest import sklearn_model
 
@@ -286,3 +290,205 @@ def test_nodes_exit_when_the_server_process_dies(tmp_path: Path, sklearn_dir: Pa
     finally:
         if server.poll() is None:
             server.kill()
+
+
+GATED_MODEL = """
+import os, time
+
+
+class GatedModel:
+    \"\"\"Records the pid of each process loading it, and loads slowly while `gate` exists.\"\"\"
+
+    n_features_in_ = 4
+
+    def __init__(self, gate, pids):
+        self.gate, self.pids = gate, pids
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        with open(self.pids, "a") as out:
+            out.write(f"{os.getpid()}\\n")
+        deadline = time.monotonic() + 120
+        while os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def predict(self, x):
+        return [0] * len(x)
+"""
+
+
+@pytest.fixture
+def gated_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A model whose loading waits while `<dir>/gate` exists; loaders' pids in `<dir>/pids`."""
+    directory = tmp_path / "gated"
+    directory.mkdir()
+    (directory / "gatedmodel.py").write_text(GATED_MODEL)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, gatedmodel; pickle.dump(gatedmodel.GatedModel("
+            f"{str(directory / 'gate')!r}, {str(directory / 'pids')!r}), "
+            f"open({str(directory / 'model.pkl')!r}, 'wb'))",
+        ],
+        cwd=directory,
+        check=True,
+    )
+    return directory
+
+
+def _loader_pids(directory: Path) -> list[int]:
+    path = directory / "pids"
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_undeploy_during_a_cold_start_stops_the_node_being_started(
+    tmp_path: Path, gated_model_dir: Path
+) -> None:
+    """The node a request is starting belongs to the version: undeploy ends it before it
+    returns (and before the version's uid is freed), not whenever it finishes loading."""
+    manager = ServingManager(tmp_path / "run", scaling=ScalingPolicy(idle_seconds=0.5))
+    try:
+        manager.deploy(KEY, gated_model_dir, "SCIKIT_LEARN", autoscaling=NodeRange(0, 1))
+        _wait(lambda: (manager.status(KEY) or {}).get("nodes") == 0, "scale to zero")
+        (gated_model_dir / "gate").touch()  # the next load hangs until undeployed
+        loaded = len(_loader_pids(gated_model_dir))
+        answers: list[tuple[int, bytes]] = []
+        request = threading.Thread(
+            target=lambda: answers.append(asyncio.run(manager.predict(KEY, body(ROWS))))
+        )
+        request.start()
+        _wait(lambda: len(_loader_pids(gated_model_dir)) > loaded, "the cold start to load")
+        starting = _loader_pids(gated_model_dir)[-1]
+        assert _alive(starting)
+        manager.undeploy(KEY)
+        assert not _alive(starting), "the node being started outlived undeploy"
+        request.join(timeout=30)
+        assert not request.is_alive()
+        [(status, answer)] = answers
+        assert status == 503 and b"undeployed" in answer
+        assert not manager.is_deployed(KEY)
+    finally:
+        (gated_model_dir / "gate").unlink(missing_ok=True)
+        manager.shutdown()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root server gives versions uids")
+def test_a_start_after_undeploy_allocates_no_uid(tmp_path: Path, sklearn_dir: Path) -> None:
+    from cairn.config import Settings
+    from cairn.isolation import isolate_user_code
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    settings = Settings(home=tmp_path / "home")
+    settings.home.mkdir()
+    manager = None
+    try:
+        identities = isolate_user_code(settings).identities
+        assert identities is not None
+        model_dir = settings.models_root / "p" / "m" / "v"
+        model_dir.mkdir(parents=True)
+        for source in sklearn_dir.iterdir():
+            (model_dir / source.name).write_bytes(source.read_bytes())
+        manager = ServingManager(settings.home / "serving", identities=identities)
+        manager.deploy(KEY, model_dir, "SCIKIT_LEARN", autoscaling=NodeRange(1, 2))
+        deployment = manager._deployments[KEY]
+        manager.undeploy(KEY)
+        assert identities.owners("versions/") == []
+        # A background start that began just after undeploy (as _grow's thread may).
+        deployment.starting += 1
+        error = manager._start_one(deployment, cold=False)
+        assert error is not None and "undeployed" in error
+        assert identities.owners("versions/") == []
+        assert deployment.starting == 0 and not deployment.pending
+    finally:
+        if manager is not None:
+            manager.shutdown()
+        os.umask(umask)
+
+
+def test_a_module_planted_in_the_working_directory_is_not_imported(
+    tmp_path: Path, sklearn_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes and the standby (which imports frameworks as the server's user) do not search
+    the server's working directory for modules."""
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    marker = tmp_path / "planted-ran"
+    (planted / "numpy.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(planted)
+    manager = ServingManager(tmp_path / "run", scaling=ScalingPolicy(idle_seconds=0.5))
+    try:
+        manager.deploy(KEY, sklearn_dir, None, autoscaling=NodeRange(0, 1))
+        _wait(lambda: (manager.status(KEY) or {}).get("nodes") == 0, "scale to zero")
+        _wait(lambda: bool(manager._standby), "a standby")
+        status, answer = predict(manager, body(ROWS))  # the standby becomes the node
+        assert status == 200, answer
+        assert (manager.status(KEY) or {}).get("coldStarts") == 1
+        assert not marker.exists()
+    finally:
+        manager.shutdown()
+
+
+def test_a_standby_stopped_twice_closes_its_pipe_once(tmp_path: Path) -> None:
+    standby = Standby(tmp_path / "standby.log")
+    standby.stop()
+    # The freed number goes to the next pipe; a second stop must not close that one.
+    read_fd, write_fd = os.pipe()
+    try:
+        standby.stop()
+        os.fstat(read_fd)
+        os.fstat(write_fd)
+        os.write(write_fd, b"x")
+        assert os.read(read_fd, 1) == b"x"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_node_logs_are_per_version_and_go_with_it(tmp_path: Path, sklearn_dir: Path) -> None:
+    # Two keys the old naming ("/" to "_") gave the same log file.
+    first, second = "projects/p/models/m_x/versions/v", "projects/p/models/m/x_versions/v"
+    manager = ServingManager(tmp_path / "run")
+    try:
+        manager.deploy(first, sklearn_dir, None)
+        manager.deploy(second, sklearn_dir, None)
+        logs = manager.node_log_paths(first)
+        assert logs and all(path.is_file() for path in logs)
+        assert set(logs).isdisjoint(manager.node_log_paths(second))
+        manager.undeploy(first)
+        assert manager.node_log_paths(first) == []
+        assert not any(path.exists() for path in logs)
+        assert manager.node_log_paths(second)
+    finally:
+        manager.shutdown()
+
+
+def test_a_node_that_cannot_restart_is_replaced(tmp_path: Path, sklearn_dir: Path) -> None:
+    manager = ServingManager(tmp_path / "run", scaling=ScalingPolicy(idle_seconds=0.5))
+    try:
+        manager.deploy(KEY, sklearn_dir, None, nodes=1)
+        [pid] = manager.node_pids(KEY)
+        model = (sklearn_dir / "model.joblib").read_bytes()
+        (sklearn_dir / "model.joblib").write_bytes(b"not a model any more")
+        os.kill(pid, signal.SIGKILL)
+        [node] = manager._deployments[KEY].nodes
+        _wait(lambda: node.failure is not None, "the restarts to give up", timeout=180)
+        (sklearn_dir / "model.joblib").write_bytes(model)
+        ready = lambda: (manager.status(KEY) or {}).get("readyNodes") == 1  # noqa: E731
+        _wait(ready, "a replacement", timeout=120)
+        assert node not in manager._deployments[KEY].nodes
+        assert predict(manager, body(ROWS))[0] == 200
+        assert (manager.status(KEY) or {}).get("nodes") == 1
+    finally:
+        manager.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from cairn.domain.errors import ApiError, Code, invalid_field
@@ -75,6 +76,20 @@ class RouteMap(Message):
     predict: str | None = None
 
 
+class CairnServing(Message):
+    """Cairn-specific, output only: what the version's nodes are doing now (`versions describe`).
+
+    Not a field of Google's Version: clients built from Google's discovery document keep it as
+    an unknown field; Cairn drops it when a client sends it back.
+    """
+
+    nodes: Int32 | None = None  # node processes running or starting
+    ready_nodes: Int32 | None = None  # of which answer predictions now
+    in_flight_requests: Int32 | None = None
+    cold_starts: Int32 | None = None  # nodes started for a request while none was running
+    last_cold_start_seconds: float | None = None  # the last one: spawn to warmed up
+
+
 class Version(Message):
     name: str | None = None
     description: str | None = None
@@ -103,6 +118,7 @@ class Version(Message):
     last_use_time: Timestamp | None = None
     last_migration_model_id: str | None = None
     last_migration_time: Timestamp | None = None
+    cairn_serving: CairnServing | None = None
 
 
 OUTPUT_ONLY_VERSION_FIELDS = (
@@ -113,7 +129,13 @@ OUTPUT_ONLY_VERSION_FIELDS = (
     "last_use_time",
     "last_migration_model_id",
     "last_migration_time",
+    "cairn_serving",
 )
+
+# Like AI Platform's limit on a training job's packages.
+MAX_PACKAGE_URIS = 100
+# "module.Class" (pydoc.locate's form): dotted Python identifiers, at least one dot.
+_PREDICTION_CLASS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 class Model(Message):
@@ -157,11 +179,7 @@ def validate_new_version(version: Version) -> None:
             Code.UNIMPLEMENTED,
             "Custom prediction containers (version.container) are not built in Cairn yet.",
         )
-    if version.prediction_class or version.package_uris:
-        raise ApiError(
-            Code.UNIMPLEMENTED,
-            "Custom prediction routines (predictionClass, packageUris) are not built in Cairn yet.",
-        )
+    check_custom_code(version)
     if not version.deployment_uri:
         raise invalid_field(
             "version.deployment_uri",
@@ -170,6 +188,37 @@ def validate_new_version(version: Version) -> None:
     if version.auto_scaling is not None and version.manual_scaling is not None:
         raise invalid_field("version.auto_scaling", "Set autoScaling or manualScaling, not both.")
     validate_scaling(version)
+
+
+def check_custom_code(version: Version) -> None:
+    """predictionClass and packageUris, as AI Platform accepts them."""
+    uris = version.package_uris or []
+    if len(uris) > MAX_PACKAGE_URIS:
+        raise invalid_field(
+            "version.package_uris", f"At most {MAX_PACKAGE_URIS} package URIs are allowed."
+        )
+    for index, uri in enumerate(uris):
+        if not uri:
+            raise invalid_field(f"version.package_uris[{index}]", "A package URI is empty.")
+    cls = version.prediction_class
+    if cls is None:
+        return
+    if not _PREDICTION_CLASS.fullmatch(cls):
+        raise invalid_field(
+            "version.prediction_class",
+            f"'{cls}' is not a class path; write module.ClassName, e.g. predictor.MyPredictor.",
+        )
+    if not uris:
+        raise invalid_field(
+            "version.package_uris",
+            "A custom prediction routine needs the package holding its class in packageUris "
+            "(an sdist or wheel in a gs:// bucket).",
+        )
+    if version.framework not in (None, "FRAMEWORK_UNSPECIFIED"):
+        raise invalid_field(
+            "version.framework",
+            "Leave framework unset for a custom prediction routine: its class loads the model.",
+        )
 
 
 def validate_scaling(version: Version) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,14 +40,20 @@ from cairn.domain.wire import now
 from cairn.services.models import DEFAULT_VERSION_KEY, ModelService
 from cairn.services.operations import OperationService, operation_id
 from cairn.services.records import ListRequest, list_page, new_etag, public
+from cairn.services.request_logs import check_request_logging_config
 from cairn.services.request_paths import RequestPaths
+from cairn.serving.legacy import prepare_legacy_model
+from cairn.serving.manager import NodeRange
 from cairn.store import DuplicateKeyError
+from cairn.training.environments import EnvironmentBuildError
 
 log = logging.getLogger(__name__)
 
 # Stored with the version: the operation that is changing it, and its local artefact copy.
 OPERATION_KEY = "_operation"
 LOCAL_DIR_KEY = "_localDir"
+# The interpreter of the environment its packageUris were installed into (absent: the server's).
+PYTHON_KEY = "_python"
 
 DEFAULT_MACHINE_TYPE = "mls1-c1-m2"
 DEFAULT_RUNTIME_VERSION = "2.11"
@@ -70,17 +78,44 @@ class Deployment(Enum):
     RELOAD = "reload"  # a READY version after a server restart
 
 
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What it takes to load a READY version's model in another process (batch prediction)."""
+
+    model_dir: Path  # the deployed local copy of deploymentUri
+    framework: str | None  # "SCIKIT_LEARN" | "XGBOOST" | "TENSORFLOW"; None: detect from files
+    python: str | None  # the interpreter of the version's packageUris environment; None: ours
+    prediction_class: str | None  # "module.Class" of a custom prediction routine
+
+
 class Serving(Protocol):
     def deploy(
-        self, key: str, model_dir: Path, framework: str | None, *, nodes: int = 1
+        self,
+        key: str,
+        model_dir: Path,
+        framework: str | None,
+        *,
+        nodes: int = 1,
+        autoscaling: NodeRange | None = None,
+        python: str | None = None,
+        prediction_class: str | None = None,
     ) -> Any: ...
+    def scale(self, key: str, *, nodes: int = 1, autoscaling: NodeRange | None = None) -> Any: ...
     def undeploy(self, key: str) -> None: ...
     def is_deployed(self, key: str) -> bool: ...
+    def status(self, key: str) -> dict[str, Any] | None: ...
 
 
 class Storage(Protocol):
     def isdir(self, uri: str) -> bool: ...
+    def local_path(self, uri: str) -> Path: ...
     def copy_tree_to_local(self, uri: str, dest_dir: Path) -> Path: ...
+
+
+class Environments(Protocol):
+    """training.environments.EnvironmentCache: packageUris installed once, shared with jobs."""
+
+    def ensure(self, package_files: Sequence[Path], *, log_path: Path) -> Any: ...
 
 
 class VersionService:
@@ -96,7 +131,10 @@ class VersionService:
         max_nodes: int = 8,
         workers: int = 4,
         paths: RequestPaths | None = None,
+        environments: Environments | None = None,
     ) -> None:
+        """`environments`: where packageUris are installed (None: versions with packageUris
+        are refused)."""
         self.repo = versions
         self._models = models
         self._operations = operations
@@ -105,6 +143,7 @@ class VersionService:
         self._models_root = models_root
         self._max_nodes = max_nodes
         self._paths = paths or RequestPaths()
+        self._environments = environments
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy")
         self._loading: dict[str, Future[None]] = {}
         self.on_change: list[Any] = []
@@ -122,7 +161,9 @@ class VersionService:
         for index, uri in enumerate(version.package_uris or []):
             self._paths.check_location(uri, f"version.package_uris[{index}]")
         validate_new_version(version)
+        check_request_logging_config(version.request_logging_config)
         self._check_node_count(version)
+        self._check_packages(version)
         uri = str(version.deployment_uri)
         if not self._storage.isdir(uri):
             raise invalid_field(
@@ -241,6 +282,7 @@ class VersionService:
         def apply(doc: dict[str, Any]) -> dict[str, Any]:
             _refuse_if_busy(doc)
             updated = _patched(Version.model_validate(public(doc)), patch, paths)
+            check_request_logging_config(updated.request_logging_config)
             self._check_node_count(updated)
             new_doc = {**doc, **updated.to_json(), "etag": new_etag()}
             for field in ("description", "labels", "requestLoggingConfig"):
@@ -252,6 +294,7 @@ class VersionService:
             return new_doc
 
         stored = self.repo.update((project, model, version), apply)
+        self._changed()  # the predict path's routes carry requestLoggingConfig
         op = self._operations.begin(
             project,
             op_id,
@@ -268,6 +311,22 @@ class VersionService:
         return self._operations.get(project, op_id)
 
     # ----- prediction support -------------------------------------------------------------
+
+    def launch_spec(self, project: str, model: str, version: str) -> LaunchSpec:
+        """How to load a READY version's model elsewhere; FAILED_PRECONDITION otherwise."""
+        doc = self._require(project, model, version)
+        local_dir = doc.get(LOCAL_DIR_KEY)
+        if doc.get("state") != "READY" or not local_dir:
+            raise failed_precondition(
+                f"Version {doc['name']} is {doc.get('state')}; only a READY version can be "
+                "used here."
+            )
+        return LaunchSpec(
+            model_dir=Path(local_dir),
+            framework=doc.get("framework") or None,
+            python=doc.get(PYTHON_KEY) or None,
+            prediction_class=doc.get("predictionClass") or None,
+        )
 
     def loading(self, name: VersionName) -> Future[None] | None:
         """The pending deployment of a version, if one is under way."""
@@ -323,14 +382,32 @@ class VersionService:
             local_dir = doc.get(LOCAL_DIR_KEY)
             if not local_dir or not Path(local_dir).is_dir():
                 local_dir = str(self._snapshot(full, str(doc["deploymentUri"])))
+            if not doc.get("predictionClass"):  # a custom routine loads its own files
+                # Models saved by AI Platform's runtimes (XGBoost 1.x binary) are converted
+                # once in the copy, checked against the original by the node.
+                note = prepare_legacy_model(Path(local_dir), doc.get("runtimeVersion"))
+                if note:
+                    log.info("%s: %s", full, note)
             if kind is Deployment.CREATE:
                 self._stop_if_cancelled(operation)
             version = Version.model_validate(public(doc))
-            # The manager swaps nodes only once the new ones answer: a rescale never
-            # interrupts predictions.
-            result = self._serving.deploy(
-                str(full), Path(local_dir), doc.get("framework"), nodes=serving_nodes(version)
-            )
+            python = self._environment(full, doc)
+            if kind is Deployment.CREATE:
+                self._stop_if_cancelled(operation)
+            if kind is Deployment.RESCALE and self._serving.is_deployed(str(full)):
+                # Live: serving nodes stay, missing ones start, surplus ones stop.
+                result = self._serving.scale(str(full), **self._scaling(version))
+            else:
+                # The manager swaps nodes only once the new ones answer: a redeploy never
+                # interrupts predictions.
+                result = self._serving.deploy(
+                    str(full),
+                    Path(local_dir),
+                    doc.get("framework"),
+                    python=python,
+                    prediction_class=version.prediction_class,
+                    **self._scaling(version),
+                )
             if kind is Deployment.CREATE:
                 self._stop_if_cancelled(operation, undeploy=str(full))
         except Exception as exc:
@@ -342,8 +419,10 @@ class VersionService:
 
         def ready(d: dict[str, Any]) -> dict[str, Any]:
             updated = {**d, "state": "READY", LOCAL_DIR_KEY: local_dir}
-            for internal in ("errorMessage", OPERATION_KEY):
+            for internal in ("errorMessage", OPERATION_KEY, PYTHON_KEY):
                 updated.pop(internal, None)
+            if python:
+                updated[PYTHON_KEY] = python
             if not d.get("framework") and getattr(result, "framework", None):
                 updated["framework"] = result.framework
             return updated
@@ -426,9 +505,49 @@ class VersionService:
 
     def _discard_files(self, full: VersionName) -> None:
         shutil.rmtree(self._version_dir(full), ignore_errors=True)
+        shutil.rmtree(self._packages_dir(full), ignore_errors=True)
 
     def _version_dir(self, full: VersionName) -> Path:
         return self._models_root / full.project / full.model / full.version
+
+    def _packages_dir(self, full: VersionName) -> Path:
+        """The version's copy of its packageUris (and the install log): rebuilding its
+        environment later never depends on the user keeping the originals."""
+        return self._models_root / full.project / full.model / ".packages" / full.version
+
+    def _environment(self, full: VersionName, doc: dict[str, Any]) -> str | None:
+        """The interpreter of the environment holding the version's packageUris (built and
+        cached like a training job's), or None when it has none: nodes use the server's."""
+        uris = [str(uri) for uri in doc.get("packageUris") or []]
+        if not uris:
+            return None
+        known = doc.get(PYTHON_KEY)
+        if known and Path(known).exists():
+            return str(known)
+        if self._environments is None:
+            raise ApiError(Code.UNIMPLEMENTED, "This server cannot install packageUris.")
+        directory = self._packages_dir(full)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for index, uri in enumerate(uris):
+            # Numbered: two URIs may end in the same file name.
+            copy = directory / str(index) / Path(uri.rstrip("/")).name
+            if not copy.is_file():
+                copy.parent.mkdir(exist_ok=True)
+                try:
+                    shutil.copyfile(self._storage.local_path(uri), copy)
+                except OSError as exc:
+                    raise ApiError(
+                        Code.FAILED_PRECONDITION, f"Could not copy the package {uri}: {exc}"
+                    ) from None
+            files.append(copy)
+        try:
+            environment = self._environments.ensure(files, log_path=directory / "install.log")
+        except EnvironmentBuildError as exc:
+            raise ApiError(
+                Code.FAILED_PRECONDITION, f"Installing packageUris failed: {exc}"
+            ) from None
+        return str(environment.python)
 
     # ----- helpers -----------------------------------------------------------------------
 
@@ -444,6 +563,9 @@ class VersionService:
 
     def _render(self, doc: dict[str, Any]) -> dict[str, Any]:
         rendered = public(doc)
+        serving = self._serving.status(str(doc.get("name")))
+        if serving is not None:
+            rendered["cairnServing"] = serving
         parts = str(doc.get("name", "")).split("/")
         if len(parts) == 6:
             model_doc = self._models.repo.get((parts[1], parts[3]))
@@ -452,14 +574,39 @@ class VersionService:
         return rendered
 
     def _check_node_count(self, version: Version) -> None:
+        auto = version.auto_scaling
+        too_many = f"At most {self._max_nodes} nodes per version run on this server "
+        too_many += "(CAIRN_MAX_NODES_PER_VERSION)."
         if serving_nodes(version) > self._max_nodes:
             raise invalid_field(
                 "version.manual_scaling.nodes"
                 if version.manual_scaling
                 else "version.auto_scaling.min_nodes",
-                f"At most {self._max_nodes} nodes per version run on this server "
-                "(CAIRN_MAX_NODES_PER_VERSION).",
+                too_many,
             )
+        if auto is not None and (auto.max_nodes or 0) > self._max_nodes:
+            raise invalid_field("version.auto_scaling.max_nodes", too_many)
+
+    def _scaling(self, version: Version) -> dict[str, Any]:
+        """The manager's arguments: fixed nodes, or autoscaling's bounds (maxNodes unset:
+        the server's per-version limit)."""
+        auto = version.auto_scaling
+        if auto is None:
+            return {"nodes": serving_nodes(version)}
+        return {"autoscaling": NodeRange(auto.min_nodes or 0, auto.max_nodes or self._max_nodes)}
+
+    def _check_packages(self, version: Version) -> None:
+        """Each package exists now, as for a training job; what it installs is checked when
+        the version deploys (a failed install fails the version with pip's words)."""
+        for index, uri in enumerate(version.package_uris or []):
+            if self._environments is None:
+                raise ApiError(Code.UNIMPLEMENTED, "This server cannot install packageUris.")
+            if not self._storage.local_path(uri).is_file():
+                raise invalid_field(
+                    f"version.package_uris[{index}]",
+                    f"The package {uri} does not exist; upload it first "
+                    "(cairn storage cp PACKAGE gs://BUCKET/PATH).",
+                )
 
     def _changed(self) -> None:
         for callback in self.on_change:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,54 @@ class NodeStartError(Exception):
     """The node did not come up; the message says why (the loader's words or the log tail)."""
 
 
+class Standby:
+    """A started `cairn.serving.standby` process: frameworks imported, waiting for its node
+    arguments. The server's interpreter only (a packageUris environment has its own)."""
+
+    def __init__(self, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        try:
+            with log_path.open("ab") as log_file:
+                self.process = subprocess.Popen(
+                    # -P: the server's working directory is not searched for the preloads
+                    # (they are imported as the server's user).
+                    [sys.executable, "-P", "-m", "cairn.serving.standby"],
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_fd,),
+                    start_new_session=True,
+                    env=_node_environment(None),
+                )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._lock = threading.Lock()
+        self.read_fd = read_fd  # the handshake comes back here, as from a fresh node
+        self.ready_fd = write_fd  # the same number in the standby (pass_fds keeps it)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def take_handshake_fd(self) -> int:
+        """The handshake pipe, now the caller's to close (stop() no longer closes it)."""
+        with self._lock:
+            fd, self.read_fd = self.read_fd, -1
+        return fd
+
+    def stop(self) -> None:
+        """End the process; safe to call twice (the pipe is closed once: a second close
+        could hit a descriptor the number was reused for)."""
+        _terminate(self.process, 1.0)
+        fd = self.take_handshake_fd()
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class NodeProcess:
     def __init__(
         self,
@@ -47,9 +96,12 @@ class NodeProcess:
         *,
         python: str | None = None,
         prediction_class: str | None = None,
+        index: int = 0,
     ) -> None:
         """`python`: the interpreter of the version's environment (its packageUris
-        installed); None: the server's. `prediction_class`: a custom prediction routine."""
+        installed); None: the server's. `prediction_class`: a custom prediction routine.
+        `index`: the node's number within its version (it names the log)."""
+        self.index = index
         self.model_dir = model_dir
         self.python = python or sys.executable
         self.prediction_class = prediction_class
@@ -63,19 +115,30 @@ class NodeProcess:
         self.ready = False
         self.stopping = False
         self.failure: str | None = None  # set when restarts gave up
+        # Called (on the supervisor's thread) when a restart made the node ready again or
+        # gave up: the manager wakes the requests waiting for it.
+        self.on_change: Callable[[], None] | None = None
         self.restarts = 0
         self.handshake: dict[str, Any] = {}
         self.channel: Any = None  # NodeChannel of the event loop currently using this node
+        # Kept by the manager on its event loop: routing and idle scale-down read them.
+        self.in_flight = 0
+        self.last_used = time.monotonic()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> dict[str, Any]:
-        """Spawn, wait until the model is loaded and listening; NodeStartError otherwise."""
-        self.handshake = self._spawn()
+    def start(self, standby: Standby | None = None) -> dict[str, Any]:
+        """Spawn (or turn `standby` into this node), wait until the model is loaded and
+        listening; NodeStartError otherwise."""
+        self.handshake = self._spawn(standby)
         self.ready = True
         return self.handshake
+
+    def served(self) -> None:
+        """The node starts serving now: its idle time counts from here."""
+        self.last_used = time.monotonic()
 
     def supervise(self) -> None:
         self._supervisor = threading.Thread(
@@ -134,12 +197,39 @@ class NodeProcess:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _spawn(self) -> dict[str, Any]:
+    def _spawn(self, standby: Standby | None = None) -> dict[str, Any]:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.run_as is not None:
             self.run_as.open_the_way()
+        if standby is not None and self.python != sys.executable:
+            standby.stop()  # it runs the server's interpreter, not this version's
+            standby = None
+        # Launched under the lock stop() takes: a node stopped before this point never
+        # starts (its uid may be freed right after stop returns), and one stopped after it
+        # is ended by stop itself.
+        with self._lock:
+            if self.stopping:
+                if standby is not None:
+                    standby.stop()
+                raise NodeStartError("The prediction node was stopped before it started.")
+            process, read_fd = self._launch(standby)
+            self.process = process
+        try:
+            message = _read_handshake(read_fd, process, self.load_timeout_s)
+        finally:
+            os.close(read_fd)
+        if message is None or not message.get("ok"):
+            _terminate(process, 1.0)
+            raise NodeStartError(self._failure_text(message, process))
+        return message
+
+    def _launch(self, standby: Standby | None) -> tuple[subprocess.Popen[bytes], int]:
+        """The node's process and the read end of its handshake pipe: `standby` turned
+        into this node, else (none, or it is gone) a fresh interpreter."""
+        if standby is not None and self._assign(standby):
+            return standby.process, standby.take_handshake_fd()
         read_fd, write_fd = os.pipe()
         try:
             with self.log_path.open("ab") as log_file:
@@ -158,22 +248,37 @@ class NodeProcess:
             raise
         finally:
             os.close(write_fd)
-        with self._lock:
-            self.process = process
+        return process, read_fd
+
+    def _assign(self, standby: Standby) -> bool:
+        """Hand the standby this node's arguments; False if it is gone (spawn instead)."""
+        env = _node_environment(self.run_as)
+        assignment = {
+            "argv": self._arguments(standby.ready_fd),
+            "env": env,
+            "log": str(self.log_path),
+            "uid": self.run_as.uid if self.run_as is not None else None,
+            "gid": self.run_as.gid if self.run_as is not None else None,
+        }
+        stdin = standby.process.stdin
+        if not standby.alive() or stdin is None:
+            standby.stop()
+            return False
         try:
-            message = _read_handshake(read_fd, process, self.load_timeout_s)
-        finally:
-            os.close(read_fd)
-        if message is None or not message.get("ok"):
-            _terminate(process, 1.0)
-            raise NodeStartError(self._failure_text(message, process))
-        return message
+            stdin.write(orjson.dumps(assignment) + b"\n")
+            stdin.flush()
+        except OSError:
+            standby.stop()
+            return False
+        return True
 
     def _command(self, ready_fd: int) -> list[str]:
+        # -P: the server's working directory is not put on sys.path (a module planted
+        # there would shadow the frameworks the node imports).
+        return [self.python, "-P", "-m", "cairn.serving.node", *self._arguments(ready_fd)]
+
+    def _arguments(self, ready_fd: int) -> list[str]:
         return [
-            self.python,
-            "-m",
-            "cairn.serving.node",
             "--model-dir",
             str(self.model_dir),
             "--framework",
@@ -222,17 +327,26 @@ class NodeProcess:
                     self.handshake = self._spawn()
                     self.ready = not self.stopping
                     failures = 0
+                    self._changed()
                     break
                 except (NodeStartError, OSError) as error:
                     failures += 1
                     if failures >= MAX_RESTART_FAILURES:
                         self.failure = f"The prediction node could not be restarted: {error}"
                         log.error("%s", self.failure)
+                        self._changed()
                         return
                     time.sleep(min(0.2 * 2**failures, 5.0))
             if self.stopping and self.process is not None:
                 _terminate(self.process, 1.0)
                 return
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # waiters also poll; never kill the supervisor
+                log.exception("notifying about node %s failed", self.socket_path)
 
 
 def _node_environment(run_as: RunAs | None) -> dict[str, str]:

@@ -64,6 +64,17 @@ CONFIG_KEYS = frozenset(
 @click.option("--machine-type", help="Machine type of the prediction nodes.")
 @click.option("--min-nodes", type=click.IntRange(min=0), help="Autoscaling: fewest nodes.")
 @click.option("--max-nodes", type=click.IntRange(min=1), help="Autoscaling: most nodes.")
+@click.option(
+    "--prediction-class",
+    help="A custom prediction routine: module.ClassName of a class in --package-uris with "
+    "from_path(model_dir) and predict(instances, **kwargs). Leave --framework unset.",
+)
+@click.option(
+    "--package-uris",
+    help="Comma-separated gs:// URIs of Python packages (sdists or wheels) installed into the "
+    "version's environment: the --prediction-class's package, or a scikit-learn pipeline's "
+    "custom transformers. Upload them first with `cairn storage cp`.",
+)
 @click.option("--description", help="Free-text description.")
 @click.option("--labels", help="Labels as KEY=VALUE,KEY=VALUE.")
 @click.option(
@@ -82,12 +93,19 @@ def create(
     machine_type: str | None,
     min_nodes: int | None,
     max_nodes: int | None,
+    prediction_class: str | None,
+    package_uris: str | None,
     description: str | None,
     labels: str | None,
     run_async: bool,
     session: Session,
 ) -> None:
-    """Create version VERSION of model MODEL and wait until it serves (unless --async)."""
+    """Create version VERSION of model MODEL and wait until it serves (unless --async).
+
+    Scaling: without --min-nodes/--max-nodes the version keeps one node ready; with them it
+    autoscales between the two on load, and --min-nodes 0 stops its last node when idle
+    (the next request then waits for a node to start). See docs/serving.md, "Scaling".
+    """
     body = _from_config(config_file) if config_file else {}
     flags: dict[str, Any] = {
         "runtimeVersion": runtime_version,
@@ -96,6 +114,8 @@ def create(
         "machineType": machine_type,
         "description": description,
         "labels": parse_labels(labels) if labels is not None else None,
+        "predictionClass": prediction_class,
+        "packageUris": _package_uris(package_uris) if package_uris is not None else None,
     }
     body.update({key: value for key, value in flags.items() if value is not None})
     if min_nodes is not None or max_nodes is not None:
@@ -117,6 +137,22 @@ def create(
     with session.printer.spinner("Creating version (this might take a few minutes)..."):
         session.client.wait_operation(operation)
     session.printer.status(f"Created version [{version}] of model [{model}].")
+
+
+def _package_uris(text: str) -> list[str]:
+    """gcloud's --package-uris: gs:// URIs only (packages are not uploaded for you)."""
+    uris = [uri.strip() for uri in text.split(",") if uri.strip()]
+    if not uris:
+        raise invalid_field("--package-uris", "Give at least one gs:// URI.")
+    for uri in uris:
+        if not uri.startswith("gs://"):
+            raise invalid_field(
+                "--package-uris",
+                f"{uri} is not a gs:// URI; upload the package first "
+                "(`cairn storage cp PACKAGE gs://BUCKET/PATH`) and pass that URI.",
+            )
+        split_gs_uri(uri, "--package-uris")
+    return uris
 
 
 def _from_config(path: str) -> dict[str, Any]:

@@ -29,6 +29,23 @@ CONFIG_KEYS = ("autoScaling", "description", "manualScaling", "requestLoggingCon
     type=click.Path(dir_okay=False),
     help="YAML/JSON with description, manualScaling, autoScaling or requestLoggingConfig.",
 )
+@click.option(
+    "--min-nodes",
+    type=click.IntRange(min=0),
+    help="Autoscaling: fewest nodes (0: stop the last node when idle). Cairn's shorthand "
+    "for --config with autoScaling.minNodes.",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    help="Autoscaling: most nodes. Shorthand for --config with autoScaling.maxNodes.",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    help="Manual scaling: exactly this many nodes. Shorthand for --config with "
+    "manualScaling.nodes.",
+)
 @label_update_options
 @common_options
 def update(
@@ -36,12 +53,19 @@ def update(
     model: str,
     description: str | None,
     config_file: str | None,
+    min_nodes: int | None,
+    max_nodes: int | None,
+    nodes: int | None,
     update_labels: str | None,
     remove_labels: str | None,
     clear_labels: bool,
     session: Session,
 ) -> None:
-    """Update version VERSION's description, labels or scaling and wait for the change."""
+    """Update version VERSION's description, labels or scaling and wait for the change.
+
+    Scaling changes apply live: nodes the new floor needs start before the update finishes,
+    nodes above the new ceiling stop, and predictions go on meanwhile.
+    """
     body: dict[str, Any] = {}
     mask: set[str] = set()
     if config_file:
@@ -58,6 +82,15 @@ def update(
     if description is not None:
         body["description"] = description
         mask.add("description")
+    for path, value in (
+        ("autoScaling.minNodes", min_nodes),
+        ("autoScaling.maxNodes", max_nodes),
+        ("manualScaling.nodes", nodes),
+    ):
+        if value is not None:
+            group, leaf = path.split(".")
+            body.setdefault(group, {})[leaf] = value
+            mask.add(path)
     if update_labels or remove_labels or clear_labels:
         current = session.client.get_version(model, version).get("labels")
         body["labels"] = apply_label_flags(current, update_labels, remove_labels, clear_labels)
@@ -65,7 +98,7 @@ def update(
     if not mask:
         raise invalid_field(
             "--description",
-            "Nothing to update: give --description, --config or a label flag.",
+            "Nothing to update: give --description, --config, a scaling flag or a label flag.",
         )
     operation = session.client.patch_version(model, version, body, ",".join(sorted(mask)))
     with session.printer.spinner(f"Updating version [{version}]..."):
