@@ -12,6 +12,7 @@ from cairn.api import (
     jobs,
     models,
     operations,
+    prediction_logs,
     projects,
     storage,
     studies,
@@ -42,6 +43,7 @@ def create_app(
     iam.register(router, platform)
     identity.register(router, platform)
     audit.register(router, platform)
+    prediction_logs.register(router, platform)
     platform.access.enforcing = authentication
     gate = Gate(
         platform.identity,

@@ -222,6 +222,59 @@ class CairnClient:
         params = {"cursor": cursor} if cursor else None
         return self._call("GET", f"cairn/v1/{self.project_name}/jobs/{job_id}/logs", params=params)
 
+    def prediction_log_entries(
+        self,
+        kind: str,
+        model: str,
+        *,
+        version: str | None = None,
+        table: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Json]:
+        """Rows of a model's `requestLogs` (sampled requests) or `accessLogs`, page by page.
+
+        `since`/`until` are RFC 3339 times (inclusive, exclusive); `limit` None reads all.
+        """
+        params: dict[str, str] = {"order": "desc" if newest_first else "asc"}
+        for name, value in (("version", version), ("table", table), ("since", since),
+                            ("until", until)):  # fmt: skip
+            if value:
+                params[name] = value
+        sent = 0
+        path = f"cairn/v1/{self.model_name(model)}/{kind}"
+        while limit is None or sent < limit:
+            wanted = page_size if limit is None else min(page_size, limit - sent)
+            page = self._call("GET", path, params={**params, "pageSize": str(wanted)})
+            for entry in page.get("entries") or []:
+                sent += 1
+                yield entry
+            if not page.get("nextPageToken"):
+                return
+            params["pageToken"] = page["nextPageToken"]
+
+    def set_request_groundtruth(
+        self, model: str, request_id: str, groundtruth: str, version: str | None = None
+    ) -> Json:
+        """Attach ground truth (a string, usually JSON) to one logged request of `model`
+        (refused as NOT_FOUND unless the request went to `version`, when given)."""
+        body = {"requestId": request_id, "groundtruth": groundtruth}
+        if version is not None:
+            body["version"] = version
+        return self._call(
+            "POST", f"cairn/v1/{self.model_name(model)}/requestLogs:setGroundtruth", json=body
+        )
+
+    def read_console_logs(self, model: str, version: str, lines: int | None = None) -> Json:
+        """The last lines of each node's stdout/stderr: `{"entries": [{"node", "text"}]}`."""
+        params = {"lines": str(lines)} if lines else None
+        return self._call(
+            "GET", f"cairn/v1/{self.version_name(model, version)}/consoleLogs", params=params
+        )
+
     # -- access control ------------------------------------------------------------------
 
     def get_iam_policy(self, resource: str) -> Json:

@@ -8,6 +8,7 @@ from cairn.store.credentials import CredentialStore
 from cairn.store.database import Database
 from cairn.store.documents import DocumentRepository
 from cairn.store.migrate import upgrade_to_head
+from cairn.store.prediction_logs import PredictionLogStore
 from cairn.store.runtime import RuntimeStore
 from cairn.store.schema import (
     AUDIT,
@@ -55,6 +56,8 @@ class MetadataStore:
         self.study_trials = DocumentRepository(self._database, STUDY_TRIALS)
         # key (project, location, operation_id)
         self.location_operations = DocumentRepository(self._database, LOCATION_OPERATIONS)
+        # Online prediction's sampled requests/responses and access-log rows.
+        self.prediction_logs = PredictionLogStore(self._database)
 
     @property
     def backend(self) -> str:

@@ -88,3 +88,48 @@ RUNTIME = sa.Table(
     sa.Column("key", sa.String(), primary_key=True),
     sa.Column("value", sa.Text(), nullable=False),
 )
+
+# Sampled online-prediction requests and responses (a version's requestLoggingConfig), with
+# AI Platform's BigQuery columns; `table_name` is the config's bigqueryTableName, so rows of
+# one "table" are those carrying its name. `time` is microseconds since the epoch (UTC):
+# integers, so time filters and page cursors are exact.
+REQUEST_LOGS = sa.Table(
+    "request_logs",
+    metadata,
+    sa.Column("seq", _SEQ_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(), nullable=False),
+    sa.Column("project", sa.String(), nullable=False),
+    sa.Column("model", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("time", sa.BigInteger(), nullable=False),
+    sa.Column("raw_data", sa.Text(), nullable=False),
+    sa.Column("raw_prediction", sa.Text(), nullable=True),
+    sa.Column("groundtruth", sa.Text(), nullable=True),
+    # True when raw_data or raw_prediction was cut to the per-body bound of the writer.
+    sa.Column("truncated", sa.Boolean(), nullable=False),
+    sa.Index("ix_request_logs_model_time", "project", "model", "model_version", "time"),
+    # Trimming: the newest rows of each project's table name, and the oldest of all.
+    sa.Index("ix_request_logs_table_time", "project", "table_name", "time"),
+    sa.Index("ix_request_logs_time", "time", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# The access log of models created with onlinePredictionLogging: one row per request.
+ACCESS_LOGS = sa.Table(
+    "access_logs",
+    metadata,
+    sa.Column("seq", _SEQ_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(), nullable=False),
+    sa.Column("model", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("time", sa.BigInteger(), nullable=False),
+    sa.Column("latency_seconds", sa.Float(), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("request_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("response_bytes", sa.BigInteger(), nullable=False),
+    sa.Index("ix_access_logs_model_time", "project", "model", "model_version", "time"),
+    # Trimming (and reading a model's log over all versions), and the oldest of all.
+    sa.Index("ix_access_logs_group_time", "project", "model", "time"),
+    sa.Index("ix_access_logs_time", "time", "seq"),
+    sqlite_autoincrement=True,
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.models.access_log import access_log
 from cairn.cli.models.create import create
 from cairn.cli.models.delete import delete
 from cairn.cli.models.describe import describe
@@ -25,3 +26,4 @@ def models() -> None:
 
 for _command in (create, list_models, describe, update, delete):
     models.add_command(_command)
+models.add_command(access_log)

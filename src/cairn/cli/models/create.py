@@ -16,6 +16,11 @@ from cairn.cli.options import CairnCommand, Session, common_options, parse_label
 @click.option(
     "--enable-logging", is_flag=True, help="Log online prediction access (onlinePredictionLogging)."
 )
+@click.option(
+    "--enable-console-logging",
+    is_flag=True,
+    help="Keep the nodes' stdout/stderr readable (onlinePredictionConsoleLogging).",
+)
 @click.option("--labels", help="Labels as KEY=VALUE,KEY=VALUE.")
 @common_options
 def create(
@@ -23,6 +28,7 @@ def create(
     regions: str | None,
     description: str | None,
     enable_logging: bool,
+    enable_console_logging: bool,
     labels: str | None,
     session: Session,
 ) -> None:
@@ -35,6 +41,8 @@ def create(
         body["description"] = description
     if enable_logging:
         body["onlinePredictionLogging"] = True
+    if enable_console_logging:
+        body["onlinePredictionConsoleLogging"] = True
     if labels is not None:
         body["labels"] = parse_labels(labels)
     created = session.client.create_model(body)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.versions.console_log import console_log
 from cairn.cli.versions.create import create
 from cairn.cli.versions.delete import delete
 from cairn.cli.versions.describe import describe
 from cairn.cli.versions.list_versions import list_versions
+from cairn.cli.versions.request_log import request_log
 from cairn.cli.versions.set_default import set_default
 from cairn.cli.versions.update import update
 
@@ -26,3 +28,5 @@ def versions() -> None:
 
 for _command in (create, list_versions, describe, update, delete, set_default):
     versions.add_command(_command)
+versions.add_command(request_log)
+versions.add_command(console_log)
