@@ -1,7 +1,10 @@
 """The server's side of a node connection: many concurrent requests multiplexed by id.
 
-Runs on the ASGI server's event loop. Writing a frame and resolving a future per answer is
-all the per-request work the server does; parsing and prediction happen in the node.
+Runs on the ASGI server's event loop. Queueing a frame and resolving a future per answer is
+all the per-request work the server does; parsing and prediction happen in the node. The
+frames of requests that arrive in the same turn of the loop go out in one write, at the
+turn's end: one system call and one wake-up of the node for all of them, which the node
+then answers with one model call.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class NodeChannel(asyncio.Protocol):
         self._next_id = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self._probe: socket.socket | None = None
+        self._outbox: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -114,8 +118,16 @@ class NodeChannel(asyncio.Protocol):
             return future
         self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
         self.pending[request_id] = (future, time.monotonic())
-        self.transport.write(HEADER.pack(len(body), request_id, kind) + body)
+        if not self._outbox:
+            self.loop.call_soon(self._flush)
+        self._outbox.append(HEADER.pack(len(body), request_id, kind))
+        self._outbox.append(body)
         return future
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        if self.transport is not None and not self.closed:
+            self.transport.write(b"".join(frames))
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -4,12 +4,17 @@ Instances follow AI Platform: single-input signatures take bare values (or `{ali
 multi-input ones take objects keyed by input alias; `{"b64": ...}` is decoded for string
 inputs. A single output gives bare predictions, several give objects keyed by output alias;
 string outputs whose alias ends in `_bytes` come back as `{"b64": ...}`.
+
+A request is first turned into `TensorInputs` (numpy arrays, checked against the signature),
+then predicted: the node stacks the inputs of concurrent requests to the same signature with
+the same instance shapes into one graph call (`stack_inputs`) and splits the answer.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ import tensorflow as tf
 from cairn.serving.errors import InvalidInputs, ModelLoadError, PredictionError
 from cairn.serving.frameworks import TENSORFLOW
 from cairn.serving.loaders.base import Predictor
+from cairn.serving.requests import PredictRequest
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -28,6 +34,34 @@ DEFAULT_SIGNATURE = "serving_default"
 class _Signature:
     function: Any
     inputs: dict[str, tf.TensorSpec]
+
+    @property
+    def takes_any_count(self) -> bool:
+        """True when every input's first axis is left open, so instances can be stacked."""
+        return all(
+            spec.shape.rank is None or (spec.shape.rank > 0 and spec.shape[0] is None)
+            for spec in self.inputs.values()
+        )
+
+
+@dataclass(frozen=True)
+class TensorInputs:
+    """One request's (or several stacked requests') inputs, ready for the graph."""
+
+    signature_name: str
+    arrays: dict[str, np.ndarray]
+    count: int
+    stackable: bool
+
+    @property
+    def stack_key(self) -> Hashable:
+        """Inputs with equal keys can be concatenated along the instances' axis."""
+        return (
+            self.signature_name,
+            tuple(
+                (alias, array.dtype.str, array.shape[1:]) for alias, array in self.arrays.items()
+            ),
+        )
 
 
 class SavedModelPredictor(Predictor):
@@ -46,17 +80,39 @@ class SavedModelPredictor(Predictor):
             )
 
     def predict(self, instances: list[Any], signature_name: str | None = None) -> Any:
-        signature = self._signature(signature_name)
-        columns = _columns(instances, list(signature.inputs))
-        tensors = {
-            alias: _to_tensor(values, signature.inputs[alias], alias)
+        return self.predict_inputs(self.to_inputs(PredictRequest(instances, signature_name)))
+
+    def to_inputs(self, request: PredictRequest) -> TensorInputs:
+        """The request's instances as arrays for its signature, or InvalidInputs."""
+        name = request.signature_name or DEFAULT_SIGNATURE
+        signature = self._signature(name)
+        columns = _columns(request.instances, list(signature.inputs))
+        arrays = {
+            alias: _to_array(values, signature.inputs[alias], alias)
             for alias, values in columns.items()
+        }
+        return TensorInputs(name, arrays, len(request.instances), signature.takes_any_count)
+
+    def predict_inputs(self, inputs: TensorInputs) -> Any:
+        signature = self._signature(inputs.signature_name)
+        tensors = {
+            alias: tf.constant(array, dtype=signature.inputs[alias].dtype)
+            for alias, array in inputs.arrays.items()
         }
         try:
             outputs = signature.function(**tensors)
         except Exception as error:  # noqa: BLE001 - graph errors are the request's answer
             raise PredictionError(f"Exception during running the graph: {error}") from None
-        return _format_outputs(outputs, len(instances))
+        return _format_outputs(outputs, inputs.count)
+
+    def stack_inputs(self, parts: list[TensorInputs]) -> TensorInputs:
+        """One input set of all `parts` (equal `stack_key`s), instances in order."""
+        first = parts[0]
+        arrays = {
+            alias: np.concatenate([part.arrays[alias] for part in parts]) for alias in first.arrays
+        }
+        count = sum(part.count for part in parts)
+        return TensorInputs(first.signature_name, arrays, count, first.stackable)
 
     def warmup_instances(self) -> list[Any] | None:
         signature = self._signatures.get(DEFAULT_SIGNATURE) or next(iter(self._signatures.values()))
@@ -90,6 +146,8 @@ def _columns(instances: list[Any], aliases: list[str]) -> dict[str, list[Any]]:
     """Per-input lists of values, one per instance."""
     if len(aliases) == 1:
         alias = aliases[0]
+        if not any(type(instance) is dict for instance in instances):
+            return {alias: instances}  # bare values, the common case: no copy
         values = []
         for instance in instances:
             if isinstance(instance, dict) and not _is_b64(instance):
@@ -120,27 +178,44 @@ def _columns(instances: list[Any], aliases: list[str]) -> dict[str, list[Any]]:
     return columns
 
 
-def _to_tensor(values: list[Any], spec: tf.TensorSpec, alias: str) -> tf.Tensor:
+def _to_array(values: list[Any], spec: tf.TensorSpec, alias: str) -> np.ndarray:
     if spec.dtype == tf.string:
         array = np.array(_decode_strings(values, alias), dtype=object)
     else:
-        if _contains_b64(values):
-            raise InvalidInputs(
-                f"input '{alias}' is {spec.dtype.name}, so it cannot take {{\"b64\": ...}} values."
-            )
-        try:
-            array = np.asarray(values, dtype=spec.dtype.as_numpy_dtype)
-        except (ValueError, TypeError) as error:
-            raise InvalidInputs(
-                f"input '{alias}' expects {spec.dtype.name} values of shape "
-                f"{_shape_text(spec)}: {error}."
-            ) from None
+        array = _numeric_array(values, spec, alias)
     if not spec.shape.is_compatible_with(array.shape):
         raise InvalidInputs(
             f"input '{alias}' expects shape {_shape_text(spec)} (first axis: instances), "
             f"but the instances give {list(array.shape)}."
         )
-    return tf.constant(array, dtype=spec.dtype)
+    return array
+
+
+def _numeric_array(values: list[Any], spec: tf.TensorSpec, alias: str) -> np.ndarray:
+    """numpy converts in C; the values are walked in Python only to explain a failure.
+
+    A `{"b64": ...}` object never converts to a number or complex value, so a successful
+    conversion proves there was none; booleans (and other dtypes) would take an object as
+    True, so for them the walk comes first.
+    """
+    dtype = np.dtype(spec.dtype.as_numpy_dtype)
+    if dtype.kind not in "fiuc" and _contains_b64(values):
+        raise _b64_not_allowed(spec, alias)
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (ValueError, TypeError) as error:
+        if _contains_b64(values):
+            raise _b64_not_allowed(spec, alias) from None
+        raise InvalidInputs(
+            f"input '{alias}' expects {spec.dtype.name} values of shape "
+            f"{_shape_text(spec)}: {error}."
+        ) from None
+
+
+def _b64_not_allowed(spec: tf.TensorSpec, alias: str) -> InvalidInputs:
+    return InvalidInputs(
+        f"input '{alias}' is {spec.dtype.name}, so it cannot take {{\"b64\": ...}} values."
+    )
 
 
 def _shape_text(spec: tf.TensorSpec) -> str:
