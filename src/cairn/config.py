@@ -6,13 +6,17 @@ Every other module receives a `Settings` (or the values it needs) from its calle
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_API = "http://127.0.0.1:8080"
 DEFAULT_PREDICT_MAX_BYTES = 1_500_000  # AI Platform's documented 1.5 MB request limit
 # The uids a root server runs user code as (one per job, build and served version).
 DEFAULT_RUN_UID_RANGE = (200_000, 265_535)
+
+_Number = TypeVar("_Number", int, float)
 
 
 def home_from_env() -> Path | None:
@@ -59,6 +63,23 @@ class Settings:
     # The uids (first, last) user code runs as, one per job, environment build and served
     # version, all in the run-as user's group; no user of /etc/passwd may have one.
     run_uid_range: tuple[int, int] = DEFAULT_RUN_UID_RANGE
+    # Serving (docs/serving.md, "Scaling"): requests in flight per node before traffic
+    # spreads to the next node and an autoscaled version grows; seconds without a request
+    # after which a node above the version's floor stops; requests one node holds at most
+    # before the answer is 429 RESOURCE_EXHAUSTED.
+    autoscale_target_in_flight: int = 8
+    autoscale_idle_seconds: float = 120.0
+    serving_max_in_flight_per_node: int = 512
+    # Online-prediction logs (request/response samples and access logs): records and body
+    # bytes waiting for the writer thread (more are dropped and counted, never waited
+    # for), and the bound on what is kept: rows older than the retention go, and each
+    # request-log table and each model's access log keeps at most its newest max_rows rows.
+    prediction_log_queue_size: int = 10_000
+    prediction_log_queue_bytes: int = 256 * 2**20
+    prediction_log_max_rows: int = 1_000_000
+    # ... and each of the two tables at most this many over all projects and models.
+    prediction_log_max_total_rows: int = 2_000_000
+    prediction_log_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -84,6 +105,29 @@ class Settings:
             values["run_as_user"] = run_as_user
         if uid_range := os.environ.get("CAIRN_RUN_UID_RANGE"):
             values["run_uid_range"] = parse_uid_range(uid_range)
+        # Checked here, the one place (serving's ScalingPolicy takes them as given).
+        if target := os.environ.get("CAIRN_AUTOSCALE_TARGET_INFLIGHT"):
+            values["autoscale_target_in_flight"] = _scaling_number(
+                "CAIRN_AUTOSCALE_TARGET_INFLIGHT", target, int, 1
+            )
+        if idle := os.environ.get("CAIRN_AUTOSCALE_IDLE_SECONDS"):
+            values["autoscale_idle_seconds"] = _scaling_number(
+                "CAIRN_AUTOSCALE_IDLE_SECONDS", idle, float, 0.0, inclusive=False
+            )
+        if bound := os.environ.get("CAIRN_SERVING_MAX_INFLIGHT_PER_NODE"):
+            values["serving_max_in_flight_per_node"] = _scaling_number(
+                "CAIRN_SERVING_MAX_INFLIGHT_PER_NODE", bound, int, 1
+            )
+        if queue_size := os.environ.get("CAIRN_PREDICTION_LOG_QUEUE_SIZE"):
+            values["prediction_log_queue_size"] = int(queue_size)
+        if queue_bytes := os.environ.get("CAIRN_PREDICTION_LOG_QUEUE_BYTES"):
+            values["prediction_log_queue_bytes"] = int(queue_bytes)
+        if max_rows := os.environ.get("CAIRN_PREDICTION_LOG_MAX_ROWS"):
+            values["prediction_log_max_rows"] = int(max_rows)
+        if max_total := os.environ.get("CAIRN_PREDICTION_LOG_MAX_TOTAL_ROWS"):
+            values["prediction_log_max_total_rows"] = int(max_total)
+        if retention := os.environ.get("CAIRN_PREDICTION_LOG_RETENTION_DAYS"):
+            values["prediction_log_retention_days"] = float(retention)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()
@@ -154,6 +198,25 @@ def parse_uid_range(text: str) -> tuple[int, int]:
             f"greater than the last, the last below {2**32 - 1}."
         )
     return bounds
+
+
+def _scaling_number(
+    name: str,
+    text: str,
+    parse: Callable[[str], _Number],
+    smallest: _Number,
+    *,
+    inclusive: bool = True,
+) -> _Number:
+    """`text` parsed, or a ValueError naming the variable and what it must be."""
+    bound = f"at least {smallest}" if inclusive else f"more than {smallest}"
+    try:
+        value = parse(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number; it must be {bound}.") from None
+    if value < smallest or (value == smallest and not inclusive):
+        raise ValueError(f"{name}={text!r} must be {bound}.")
+    return value
 
 
 def owner_credential_path(home: Path) -> Path:

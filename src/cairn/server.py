@@ -22,6 +22,8 @@ from cairn.home_identity import home_id
 from cairn.isolation import IsolationError, isolate_user_code
 from cairn.services.platform import Platform, build_platform
 from cairn.serving import ServingManager
+from cairn.serving.batch import BatchRunner
+from cairn.serving.manager import ScalingPolicy
 from cairn.storage import BucketStorage
 from cairn.store import MetadataStore
 from cairn.training import TrainingRunner
@@ -124,7 +126,15 @@ def build_app(
         home_id=home_id(settings.home),
         api_url=settings.api_url,
     )
-    serving = ServingManager(settings.home / "serving", identities=identities)
+    serving = ServingManager(
+        settings.home / "serving",
+        identities=identities,
+        scaling=ScalingPolicy(
+            target_in_flight=settings.autoscale_target_in_flight,
+            idle_seconds=settings.autoscale_idle_seconds,
+            max_in_flight_per_node=settings.serving_max_in_flight_per_node,
+        ),
+    )
     platform = build_platform(
         store,
         storage,
@@ -137,6 +147,14 @@ def build_app(
         local_roots=settings.local_roots,
         access_token_seconds=settings.access_token_seconds,
         token_uri=settings.token_uri,
+        prediction_log_queue_size=settings.prediction_log_queue_size,
+        prediction_log_queue_bytes=settings.prediction_log_queue_bytes,
+        prediction_log_max_rows=settings.prediction_log_max_rows,
+        prediction_log_max_total_rows=settings.prediction_log_max_total_rows,
+        prediction_log_retention_days=settings.prediction_log_retention_days,
+        batch_engine=BatchRunner(
+            settings.jobs_root, identities=identities, home_id=home_id(settings.home)
+        ),
     )
     # The owner's credential exists before the first request, so the local CLI finds it.
     platform.identity.ensure_owner_credential(settings.owner_credential, settings.token_uri)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from cairn.domain.jobs import DEFAULT_MAX_REPLICAS
 from cairn.services.access import AccessService
+from cairn.services.batch_jobs import BatchEngine, BatchJobs
 from cairn.services.identity import IdentityService, JobCredentialIssuer
 from cairn.services.jobs import JobService, Runner
 from cairn.services.locations import LocationOperations, LocationService
@@ -16,6 +17,7 @@ from cairn.services.models import ModelService
 from cairn.services.operations import OperationService
 from cairn.services.predictions import PredictionService
 from cairn.services.projects import ProjectService
+from cairn.services.request_logs import PredictionLogWriter, RequestLogService
 from cairn.services.request_paths import RequestPaths
 from cairn.services.studies import StudyService
 from cairn.services.tuning_jobs import TrialRunner, TuningJobs
@@ -42,15 +44,18 @@ class Platform:
     locations: LocationService
     location_operations: LocationOperations
     studies: StudyService
+    request_logs: RequestLogService
 
     def start(self) -> None:
         """Recover what a previous run left: jobs, versions, then serve."""
+        self.request_logs.writer.start()
         self.jobs.start()
         self.versions.start()
 
     def stop(self) -> None:
         self.versions.stop()
         self.jobs.stop()
+        self.request_logs.writer.stop()
 
 
 def build_platform(
@@ -66,6 +71,12 @@ def build_platform(
     local_roots: Sequence[Path] = (),
     access_token_seconds: int = 3600,
     token_uri: str | None = None,
+    prediction_log_queue_size: int = 10_000,
+    prediction_log_queue_bytes: int = 256 * 2**20,
+    prediction_log_max_rows: int = 1_000_000,
+    prediction_log_max_total_rows: int = 2_000_000,
+    prediction_log_retention_days: float = 30.0,
+    batch_engine: BatchEngine | None = None,
 ) -> Platform:
     """Wire the services; `token_uri` (the server's `/token`) enables jobs' credentials."""
     paths = RequestPaths(local_roots)
@@ -85,6 +96,8 @@ def build_platform(
         models_root,
         max_nodes=max_nodes_per_version,
         paths=paths,
+        # packageUris of versions share the training jobs' environment cache.
+        environments=getattr(runner, "environments", None),
     )
     jobs = JobService(
         store.jobs,
@@ -95,6 +108,19 @@ def build_platform(
         paths=paths,
         credentials=None if token_uri is None else JobCredentialIssuer(identity, token_uri),
         tuning=TuningJobs(store.jobs, runner),
+        batch=(
+            None
+            if batch_engine is None
+            else BatchJobs(
+                store.jobs,
+                batch_engine,
+                models,
+                versions,
+                storage,
+                paths=paths,
+                max_workers=max_replicas,
+            )
+        ),
     )
     locations = LocationService(projects)
     location_operations = LocationOperations(store.location_operations, locations)
@@ -106,17 +132,27 @@ def build_platform(
         strategy_for=strategy_for,
         should_stop=should_stop,
     )
+    log_writer = PredictionLogWriter(
+        store.prediction_logs,
+        queue_size=prediction_log_queue_size,
+        queue_bytes=prediction_log_queue_bytes,
+        max_rows=prediction_log_max_rows,
+        max_total_rows=prediction_log_max_total_rows,
+        retention_seconds=prediction_log_retention_days * 86400.0,
+    )
+    request_logs = RequestLogService(store.prediction_logs, log_writer, models, versions, serving)
     return Platform(
         projects=projects,
         jobs=jobs,
         models=models,
         versions=versions,
         operations=operations,
-        predictions=PredictionService(serving, models, versions),
+        predictions=PredictionService(serving, models, versions, log_writer),
         storage=storage,
         access=access,
         identity=identity,
         locations=locations,
         location_operations=location_operations,
         studies=studies,
+        request_logs=request_logs,
     )

@@ -108,7 +108,10 @@ def _content_digest(path: Path) -> bytes:
                     if extracted is None:
                         continue
                     members.update(member.name.encode() + b"\0")
-                    members.update(hashlib.file_digest(extracted, "sha256").digest())
+                    content = hashlib.sha256()
+                    while chunk := extracted.read(1 << 20):
+                        content.update(chunk)
+                    members.update(content.digest())
             return members.digest()
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
         pass  # not a readable archive: pip will say so; key on the bytes
