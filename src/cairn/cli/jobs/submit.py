@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from cairn.cli.jobs.stream_logs import follow_logs
 from cairn.cli.jobs.submit_prediction import prediction
+from cairn.cli.jobs.submitting import create_and_follow
 from cairn.cli.options import (
     Session,
     TrainerArgsCommand,
@@ -21,7 +21,7 @@ from cairn.cli.options import (
 )
 from cairn.client.packaging import build_sdist
 from cairn.client.staging import package_destination, stage_packages
-from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.errors import invalid_field
 
 DEFAULT_REGION = "us-central1"
 SCALE_TIERS = ("basic", "basic-gpu", "basic-tpu", "custom", "premium-1", "standard-1")
@@ -148,24 +148,7 @@ def training(
             "--module-name", "Say which module to run, e.g. --module-name trainer.task."
         )
     body["trainingInput"] = spec
-    created = session.client.create_job(body)
-    printer = session.printer
-    printer.status(f"Job [{job}] submitted successfully.")
-    if not stream_logs:
-        printer.status(
-            "Your job is still active. You may view the status of your job with the command\n\n"
-            f"  $ cairn jobs describe {job}\n\n"
-            "or continue streaming the logs with the command\n\n"
-            f"  $ cairn jobs stream-logs {job}"
-        )
-        printer.resource({"jobId": created.get("jobId", job), "state": created.get("state")})
-        return
-    state = follow_logs(session.client, printer, job)
-    final = session.client.get_job(job)
-    printer.resource({"jobId": job, "state": final.get("state", state)})
-    if final.get("state", state) != "SUCCEEDED":
-        message = final.get("errorMessage") or "see `cairn jobs describe " + job + "`"
-        raise ApiError(Code.FAILED_PRECONDITION, f"Job [{job}] ended {state}: {message}")
+    create_and_follow(session, job, body, stream_logs=stream_logs, output=None)
 
 
 def _stage(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cairn.cli.jobs.stream_logs import follow_logs
+from cairn.cli.jobs.submitting import create_and_follow
 from cairn.cli.options import CairnCommand, Session, common_options, parse_labels, parse_list
-from cairn.client import TERMINAL_JOB_STATES, CairnClient
 from cairn.client.staging import split_gs_uri, stage_directory
-from cairn.domain.errors import ApiError, Code, invalid_field
+from cairn.domain.errors import invalid_field
 
 DEFAULT_REGION = "us-central1"
 DEFAULT_STAGING_BUCKET = "gs://cairn-staging"
@@ -151,37 +149,7 @@ def prediction(
     body: dict[str, Any] = {"jobId": job, "predictionInput": spec}
     if labels is not None:
         body["labels"] = parse_labels(labels)
-    created = session.client.create_job(body)
-    printer = session.printer
-    printer.status(f"Job [{job}] submitted successfully.")
-    if not stream_logs:
-        printer.status(
-            "Your job is still active. You may view the status of your job with the command\n\n"
-            f"  $ cairn jobs describe {job}\n\n"
-            "or continue streaming the logs with the command\n\n"
-            f"  $ cairn jobs stream-logs {job}"
-        )
-        printer.resource({"jobId": created.get("jobId", job), "state": created.get("state")})
-        return
-    state = follow_logs(session.client, printer, job)
-    final = wait_for_end(session.client, job, state)
-    summary = {"jobId": job, "state": final.get("state", state)}
-    if final.get("predictionOutput"):
-        summary["predictionOutput"] = final["predictionOutput"]
-    printer.resource(summary)
-    if summary["state"] != "SUCCEEDED":
-        message = final.get("errorMessage") or "see `cairn jobs describe " + job + "`"
-        raise ApiError(Code.FAILED_PRECONDITION, f"Job [{job}] ended {summary['state']}: {message}")
-
-
-def wait_for_end(client: CairnClient, job: str, state: str) -> dict[str, Any]:
-    """The job once its final counts are written (they follow its state within moments)."""
-    final = client.get_job(job)
-    deadline = time.monotonic() + 10
-    while final.get("state") not in TERMINAL_JOB_STATES and time.monotonic() < deadline:
-        time.sleep(0.2)
-        final = client.get_job(job)
-    return final
+    create_and_follow(session, job, body, stream_logs=stream_logs, output="predictionOutput")
 
 
 def _model_uri(session: Session, job: str, model_dir: str, staging_bucket: str) -> str:
