@@ -14,6 +14,7 @@ import pytest
 
 from cairn.serving.batch import inputs, numeric
 from cairn.serving.batch.inputs import (
+    DEFAULT_BYTES_PER_WORKER,
     InputFile,
     Piece,
     crc32c,
@@ -139,6 +140,9 @@ def test_worker_count_fits_the_input() -> None:
     assert worker_count(big, "JSON", 8) == 8
     assert worker_count(big, "JSON", 2) == 2
     assert worker_count(small * 3, "TF_RECORD", 8) == 3
+    # Without maxWorkerCount a worker takes tens of MB: 10 MB is one worker's, 100 MB four's.
+    assert worker_count(big, "JSON", 8, DEFAULT_BYTES_PER_WORKER) == 1
+    assert worker_count(big * 10, "JSON", 8, DEFAULT_BYTES_PER_WORKER) == 4
 
 
 def test_length_crc_is_checked() -> None:

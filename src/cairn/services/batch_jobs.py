@@ -31,7 +31,7 @@ from cairn.serving.batch import (
     split_text,
     worker_count,
 )
-from cairn.serving.batch.inputs import TF_RECORD_FORMATS, Piece
+from cairn.serving.batch.inputs import DEFAULT_BYTES_PER_WORKER, TF_RECORD_FORMATS, Piece
 from cairn.serving.frameworks import detect_framework
 
 FIELD = "job.prediction_input"
@@ -260,8 +260,12 @@ class BatchJobs:
         source = self.model_source(project, spec)
         files = self.input_files(spec)
         data_format = str(spec.get("dataFormat"))
-        wanted = int(spec.get("maxWorkerCount") or self._default_workers)
-        count = worker_count(files, data_format, wanted)
+        if spec.get("maxWorkerCount"):
+            count = worker_count(files, data_format, int(spec["maxWorkerCount"]))
+        else:
+            count = worker_count(
+                files, data_format, self._default_workers, DEFAULT_BYTES_PER_WORKER
+            )
         if data_format in TF_RECORD_FORMATS:
             # Every worker reads every file and keeps its own records (see inputs.py).
             shares = [[Piece(f) for f in files] for _ in range(count)]
