@@ -15,7 +15,7 @@ each. The input is 1,000,000 rows as JSON lines (about 31 MB). For each model:
 - Cairn: `cairn server` in a subprocess, a batch prediction job over REST (`uri` = the model
   directory, no batchSize), timed from the job's startTime to its endTime (both written by
   the server: the workers' start-up and model load count), with the default worker count
-  (one per core) and with `maxWorkerCount` 1.
+  (one per 32 MiB of input, at most one per core) and with `maxWorkerCount` 1.
 
 The machine's load average is recorded before and after: on a shared machine it moves every
 figure.
@@ -196,7 +196,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         "runs": args.runs,
-        "cairn_workers": os.cpu_count(),
+        "cairn_workers": "default (one per 32 MiB of input, at most one per core)",
         "load_average_before": load_average(),
         "results": {},
     }
@@ -275,7 +275,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']}; medians of {report['runs']} runs; load average (1, 5, 15 min) "
         f"{report['load_average_before']} before, {report['load_average_after']} after. "
         "Cairn timed from the job's startTime to its endTime (worker start-up and model "
-        f"loading included), {report['cairn_workers']} workers (one per core) unless said. "
+        f"loading included), workers: {report['cairn_workers']} unless said. "
         f"Reading the file (read + one orjson parse into a matrix, one process): "
         f"{reading_rate:,} rows/s; with Cairn's block parser, one core: "
         f"{report['reading_with_cairns_parser_rows_per_s']:,} rows/s.",
