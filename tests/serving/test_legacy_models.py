@@ -48,7 +48,8 @@ from cairn.serving.loaders import load_predictor
 
 from .conftest import training_data
 
-pytestmark = pytest.mark.slow
+# The first test builds the XGBoost 1.7.6 environment (a ~270 MB download on a fresh machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 KEY = "projects/p/models/m/versions/legacy"
 XGBOOST_17 = "xgboost==1.7.6"
