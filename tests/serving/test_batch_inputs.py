@@ -17,8 +17,6 @@ from cairn.serving.batch.inputs import (
     DEFAULT_BYTES_PER_WORKER,
     InputFile,
     Piece,
-    crc32c,
-    masked_crc32c,
     read_units,
     split_key,
     split_text,
@@ -26,6 +24,7 @@ from cairn.serving.batch.inputs import (
     worker_count,
     write_tf_record,
 )
+from cairn.storage.tfrecord import crc32c, masked_crc32c
 
 
 def _file(path: Path, text: bytes, uri: str) -> InputFile:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cairn.storage.tfrecord import masked_crc32c
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -175,7 +177,7 @@ class TrialMetricReader:
             if len(header) < 12:
                 break
             length, length_crc = struct.unpack("<QI", header)
-            if _masked_crc32c(header[:8]) != length_crc:
+            if masked_crc32c(header[:8]) != length_crc:
                 # The framing is lost: nothing after this point can be located.
                 state.broken = True
                 break
@@ -189,7 +191,7 @@ class TrialMetricReader:
                     break
                 if self._tag_bytes in data:
                     (data_crc,) = struct.unpack("<I", footer)
-                    if length <= _MAX_CRC_CHECKED_BYTES and _masked_crc32c(data) != data_crc:
+                    if length <= _MAX_CRC_CHECKED_BYTES and masked_crc32c(data) != data_crc:
                         if end == size:
                             break  # perhaps not fully flushed yet: try again next time
                         position = end  # corrupt: skip this one record
@@ -286,36 +288,6 @@ def _step(raw: Any) -> int | None:
     if value is None or not value.is_integer():
         return None
     return int(value)
-
-
-# -- TFRecord framing --------------------------------------------------------------------
-
-
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def _crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC32C_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc32c(data: bytes) -> int:
-    """TFRecord's checksum: CRC-32C, rotated and offset (a CRC of CRCs stays informative)."""
-    crc = _crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 # -- protobuf wire format ----------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from cairn.storage.tfrecord import masked_crc32c
+
 JSON_FORMATS = ("JSON", "TEXT")
 TF_RECORD_FORMATS = ("TF_RECORD", "TF_RECORD_GZIP")
 INPUT_FORMATS = (*JSON_FORMATS, "CSV", *TF_RECORD_FORMATS)
@@ -313,33 +315,6 @@ def write_tf_record(handle: BinaryIO, data: bytes) -> None:
     length = struct.pack("<Q", len(data))
     handle.write(length + struct.pack("<I", masked_crc32c(length)))
     handle.write(data + struct.pack("<I", masked_crc32c(data)))
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), the checksum TFRecord framing uses; pure Python."""
-    crc = 0xFFFFFFFF
-    table = _TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def local_files(paths: list[tuple[str, str]]) -> list[InputFile]:
