@@ -11,14 +11,14 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def predictions_body(predictions: Any) -> bytes:
-    return orjson.dumps({"predictions": predictions}, default=_plain, option=_OPTIONS)
+    return orjson.dumps({"predictions": predictions}, default=json_default, option=_OPTIONS)
 
 
 def error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
 
-def _plain(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """Fallback for what orjson cannot write natively (string/object arrays, numpy scalars)."""
     if isinstance(value, np.ndarray):
         return value.tolist()

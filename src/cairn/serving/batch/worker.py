@@ -55,6 +55,7 @@ from cairn.serving.frameworks import (
     normalize_framework,
 )
 from cairn.serving.loaders.base import RowPredictor
+from cairn.serving.responses import json_default
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 _PROGRESS_EVERY_S = 1.0
@@ -78,7 +79,7 @@ class ShardWriter:
         if self.csv_output:
             self._csv_row(record)
         else:
-            self.results.write(orjson.dumps(record, default=_plain, option=_OPTIONS))
+            self.results.write(orjson.dumps(record, default=json_default, option=_OPTIONS))
         self.predictions += 1
 
     def error(self, unit: Unit, message: str, record_input: bool) -> None:
@@ -128,20 +129,10 @@ def _csv_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        return orjson.dumps(value, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     if isinstance(value, np.generic):
         return str(value.item())
     return str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 class ShardPredictor:
