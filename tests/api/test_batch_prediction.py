@@ -370,6 +370,11 @@ def test_create_refuses_jobs_that_could_not_run(
         submit(ml, unique("invalid"), **{**good, "versionName": None, "uri": empty})
     assert field_of(raised.value) == "job.prediction_input.uri"
     assert "Could not find a model file" in raised.value.content.decode()
+    # A server path is no model directory a caller may name.
+    with pytest.raises(HttpError) as raised:
+        submit(ml, unique("invalid"), **{**good, "versionName": None, "uri": "/etc"})
+    assert raised.value.resp.status == 400
+    assert field_of(raised.value) == "job.prediction_input.uri"
 
 
 def _dir_with(directory: Path, name: str, data: bytes) -> Path:

@@ -235,3 +235,12 @@ def test_missing_package_is_refused_at_create(
     violation = answer.json()["error"]["details"][0]["fieldViolations"][0]
     assert violation["field"] == "version.package_uris[0]"
     assert "does not exist" in violation["description"]
+    # Nor may a package name a file on the server's disk.
+    answer = httpx.post(
+        f"{server.url}/v1/{PROJECT}/models/{model}/versions",
+        json={"name": "v2", "deploymentUri": uri, "packageUris": ["/etc/passwd"]},
+        headers=server.headers(),
+    )
+    assert answer.status_code == 400
+    violation = answer.json()["error"]["details"][0]["fieldViolations"][0]
+    assert violation["field"] == "version.package_uris[0]"
