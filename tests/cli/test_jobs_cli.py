@@ -46,7 +46,8 @@ def test_submit_builds_uploads_and_creates_the_job(fake_ml: FakeMl, tmp_path: Pa
         "--", "--epochs", "3",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    upload, create = fake_ml.requests
+    looked_up, upload, create = fake_ml.requests
+    assert (looked_up.method, looked_up.path) == ("GET", f"{P}/jobs/job1")  # before upload
     with tarfile.open(fileobj=__import__("io").BytesIO(upload.body)) as archive:
         assert "trainer-0.0.0/trainer/task.py" in archive.getnames()
     digest = hashlib.sha256(upload.body).hexdigest()
@@ -83,7 +84,7 @@ def test_config_file_is_loaded_and_flags_override_it(fake_ml: FakeMl, tmp_path: 
         "--module-name", "new.task", "--runtime-version", "2.11",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert fake_ml.requests[0].json()["trainingInput"] == {
+    assert fake_ml.requests[-1].json()["trainingInput"] == {
         "scaleTier": "BASIC",
         "pythonModule": "new.task",
         "packageUris": ["gs://b/p.tar.gz"],
@@ -204,7 +205,7 @@ def test_submit_streams_logs_and_describes_on_a_real_server(
         cairn_server, "jobs", "submit", "training", job,
         "--package-path", str(package), "--module-name", "trainer.task",
         "--staging-bucket", "gs://staging", "--job-dir", f"gs://outputs/{job}",
-        "--runtime-version", "2.11", "--python-version", "3.7", "--labels", "owner=cli",
+        "--labels", "owner=cli",
         "--stream-logs", "--", "--epochs", "2",
     )  # fmt: skip
     assert submitted.exit_code == 0, submitted.output

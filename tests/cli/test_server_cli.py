@@ -111,7 +111,7 @@ def start(
 def assert_one_clear_error(server: ServerProcess, expected: str) -> None:
     assert server.finish() == 1
     assert server.lines and expected in server.lines[-1], server.lines
-    assert server.lines[-1].startswith("Error: ")
+    assert server.lines[-1].startswith("ERROR: (cairn.server) ")
     text = "\n".join(server.lines)
     assert "Traceback" not in text
     assert LISTENING not in text

@@ -100,7 +100,7 @@ def test_errors_are_clean_messages_with_exit_1(
     code, _, err = run(home, *args)
     assert code == 1
     last_line = err.splitlines()[-1]
-    assert last_line.startswith("Error: ")
+    assert last_line.startswith(f"ERROR: (cairn.storage.{args[0]}) ")
     assert fragment in last_line
     assert "Traceback" not in err
 
@@ -129,7 +129,9 @@ def test_console_script_uses_cairn_home(tmp_path: Path) -> None:
     assert cairn("cat", "gs://sub-bucket/in/hello.txt").stdout == "hello from disk"
     failed = cairn("cat", "gs://sub-bucket/in/absent.txt")
     assert failed.returncode == 1
-    assert failed.stderr.startswith("Error: ") and "Traceback" not in failed.stderr
+    assert (
+        failed.stderr.startswith("ERROR: (cairn.storage.cat) ") and "Traceback" not in failed.stderr
+    )
 
 
 def test_without_a_home_it_uses_the_buckets_of_the_local_server(

@@ -24,13 +24,15 @@ def test_create_from_a_local_dir_uploads_then_waits(fake_ml: FakeMl, tmp_path: P
     fake_ml.answer("POST", "/upload/storage/v1/b/cairn-staging/o", {"bucket": "cairn-staging"})
     fake_ml.answer("POST", V, OP)
     fake_ml.answer("GET", f"{P}/operations/create_m_v1-1", DONE)
+    fake_ml.answer("GET", f"{P}/models/m", {"name": f"{P[4:]}/models/m"})
     result = invoke(
         fake_ml.url, "versions", "create", "v1", "--model", "m", "--origin", str(tmp_path),
         "--framework", "scikit-learn", "--runtime-version", "2.11", "--python-version", "3.7",
         "--min-nodes", "1", "--max-nodes", "3", "--labels", "env=test",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    upload, create, _ = fake_ml.requests
+    model, free, upload, create, _ = fake_ml.requests
+    assert [model.path, free.path] == [f"{P}/models/m", V + "/v1"]  # checked before upload
     assert upload.body == b"joblib bytes"
     assert upload.query["name"].startswith("m_v1/") and upload.query["name"].endswith(
         "/model.joblib"
@@ -50,13 +52,14 @@ def test_create_from_a_local_dir_uploads_then_waits(fake_ml: FakeMl, tmp_path: P
 
 def test_create_async_prints_the_operation(fake_ml: FakeMl) -> None:
     fake_ml.answer("POST", V, OP)
+    fake_ml.answer("GET", f"{P}/models/m", {"name": f"{P[4:]}/models/m"})
     result = invoke(
         fake_ml.url, "versions", "create", "v1", "--model", "m", "--origin", "gs://b/model",
         "--async",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(result.stdout) == OP
-    assert fake_ml.requests[0].json() == {"name": "v1", "deploymentUri": "gs://b/model"}
+    assert fake_ml.requests[-1].json() == {"name": "v1", "deploymentUri": "gs://b/model"}
 
 
 def test_config_keys_are_checked(fake_ml: FakeMl, tmp_path: Path) -> None:

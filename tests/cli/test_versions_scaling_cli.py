@@ -13,6 +13,7 @@ DONE = {**OP, "done": True, "response": {"name": "projects/proj/models/m/version
 
 def test_create_sends_a_custom_prediction_routine(fake_ml: FakeMl) -> None:
     fake_ml.answer("POST", V, OP)
+    fake_ml.answer("GET", f"{P}/models/m", {"name": "projects/proj/models/m"})
     result = invoke(
         fake_ml.url, "versions", "create", "v1", "--model", "m", "--origin", "gs://b/model",
         "--prediction-class", "predictor.Scaled",
@@ -20,7 +21,7 @@ def test_create_sends_a_custom_prediction_routine(fake_ml: FakeMl) -> None:
         "--async",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert fake_ml.requests[0].json() == {
+    assert fake_ml.requests[-1].json() == {
         "name": "v1",
         "deploymentUri": "gs://b/model",
         "predictionClass": "predictor.Scaled",

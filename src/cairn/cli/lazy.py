@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import click
 
+from cairn.cli.options import CairnGroup, CairnUsageError
+
 
 class LazyCommand(NamedTuple):
     module: str
@@ -20,7 +22,7 @@ class LazyCommand(NamedTuple):
     short_help: str
 
 
-class LazyGroup(click.Group):
+class LazyGroup(CairnGroup):
     def __init__(
         self, *args: Any, lazy_commands: Mapping[str, LazyCommand] | None = None, **kwargs: Any
     ) -> None:
@@ -44,7 +46,7 @@ class LazyGroup(click.Group):
         if name and not name.startswith("-") and name not in self.lazy_commands:
             close = difflib.get_close_matches(name, list(self.lazy_commands), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            ctx.fail(f"No such command '{name}'.{hint}")
+            raise CairnUsageError(f"No such command '{name}'.{hint}", ctx)
         return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

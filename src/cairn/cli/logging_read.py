@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
 from cairn.cli.output import Column, field
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def logging() -> None:
     """Read the audit log: every change, every refused call, every sign-in."""
 
@@ -16,7 +16,7 @@ def logging() -> None:
 @logging.command(cls=CairnCommand)
 @click.argument("log_filter", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--order", type=click.Choice(["desc", "asc"]), default="desc", show_default=True)
+@click.option("--order", type=GcloudChoice(["desc", "asc"]), default="desc", show_default=True)
 @click.option(
     "--organization",
     is_flag=True,

@@ -2,13 +2,16 @@
 
 gcloud's habits: `describe` prints YAML, `list` prints an aligned table, status lines
 ("Created model [m].") go to stderr so stdout stays pipeable, and `--format json|yaml|table`
-switches any command's result. Every command prints through a `Printer`, so output looks
+switches any command's result. gcloud's projections that scripts use work too:
+`--format 'value(state)'` (tab-separated values, no heading), `csv[no-heading](a,b.c)` and
+`table(a,b)`. Every command prints through a `Printer`, so output looks
 the same everywhere and tests can rely on it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -19,6 +22,7 @@ import click
 import yaml
 
 FORMATS = ("json", "yaml", "table")
+PROJECTION = re.compile(r"(value|csv|table)(?:\[([a-z-]*)\])?\((.+)\)", re.IGNORECASE)
 
 Extractor = Callable[[dict[str, Any]], Any]
 
@@ -59,11 +63,20 @@ class Printer:
 
     def __init__(self, fmt: str | None = None) -> None:
         self.format = fmt
+        match = PROJECTION.fullmatch(fmt.strip()) if fmt else None
+        self._projection: tuple[str, list[str], bool] | None = None
+        if match:
+            kind, attributes, fields = match.groups()
+            names = [name.strip() for name in fields.split(",") if name.strip()]
+            self._projection = (kind.lower(), names, "no-heading" in (attributes or ""))
 
     # -- results -------------------------------------------------------------------------
 
     def resource(self, doc: dict[str, Any]) -> None:
         """One resource: YAML unless another format was asked for."""
+        if self._projection:
+            self._project([doc])
+            return
         fmt = self.format or "yaml"
         if fmt == "json":
             self._out(_json(doc))
@@ -76,6 +89,9 @@ class Printer:
     def resources(self, docs: Iterable[dict[str, Any]], columns: Sequence[Column]) -> None:
         """A list: a table unless another format was asked for; nothing printed for none."""
         items = list(docs)
+        if self._projection:
+            self._project(items)
+            return
         fmt = self.format or "table"
         if fmt == "json":
             self._out(_json(items))
@@ -90,6 +106,9 @@ class Printer:
 
     def value(self, doc: Any, columns: Sequence[Column] | None = None) -> None:
         """A computed result (predictions): JSON by default, a table when columns fit."""
+        if self._projection:
+            self._project(doc if isinstance(doc, list) else [doc])
+            return
         fmt = self.format or ("table" if columns else "json")
         if fmt == "yaml":
             self._out(_yaml(doc))
@@ -98,6 +117,25 @@ class Printer:
             self._out(render_table([c.header for c in columns], rows))
         else:
             self._out(_json(doc))
+
+    def _project(self, items: list[Any]) -> None:
+        """gcloud's value(...), csv[no-heading](...) and table(...) over dotted field paths."""
+        assert self._projection is not None
+        kind, names, no_heading = self._projection
+        readers = [field(name) for name in names]
+        rows = [
+            [_plain(read(item)) if isinstance(item, dict) else _plain(item) for read in readers]
+            for item in items
+        ]
+        headers = [name.rsplit(".", 1)[-1] for name in names]
+        if kind == "value":
+            lines = ["\t".join(row) for row in rows]
+        elif kind == "csv":
+            lines = ([] if no_heading else [",".join(headers)]) + [",".join(r) for r in rows]
+        else:
+            lines = [render_table([h.upper() for h in headers], rows)] if rows else []
+        if lines:
+            self._out("\n".join(lines))
 
     def line(self, text: str) -> None:
         """A line of plain output on stdout (log lines)."""
@@ -145,6 +183,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return str(value)
+
+
+def _plain(value: Any) -> str:
+    """A value as gcloud's value() prints it: lists joined with ';', objects as JSON."""
+    if isinstance(value, list):
+        return ";".join(_plain(item) for item in value)
+    return _cell(value)
 
 
 def _json(doc: Any) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cairn.cli.options import CairnCommand
 from cairn.config import Settings
 
 
@@ -19,7 +20,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@click.command()
+@click.command(cls=CairnCommand)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option(

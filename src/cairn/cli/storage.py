@@ -2,8 +2,10 @@
 
 These commands run in-process on the buckets' directory, like gsutil talks to Cloud
 Storage directly: `gs://BUCKET/PATH` is `<home>/storage/BUCKET/PATH`. The home is --home,
-else $CAIRN_HOME, else the one of the server at $CAIRN_API when it runs on this machine. Results go
-to stdout one per line; progress and summaries go to stderr, as gsutil does.
+else $CAIRN_HOME, else the one of the server at --api/$CAIRN_API when it runs on this
+machine, else ~/.cairn (said on stderr). Results go to stdout one per line (or as
+--format json|yaml|table for `ls`); progress and summaries go to stderr, as gsutil does.
+Errors print as every command's do: `ERROR: (cairn.storage.ls) ...`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from cairn.cli.buckets import local_buckets
+from cairn.cli.buckets import find_buckets
+from cairn.cli.options import CairnGroup, current_printer
+from cairn.cli.output import Column, field
 from cairn.domain.errors import ApiError, Code
 from cairn.storage import BucketStorage, Entry, has_wildcard
 
@@ -29,7 +33,7 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _storage_command(command: F) -> F:
-    """Add `--home`, hand the command a `storage`, and turn errors into `Error: ...` + exit 1."""
+    """Add `--home` and hand the command a `storage`; a "not found" names where it looked."""
 
     @click.option(
         "--home",
@@ -40,19 +44,16 @@ def _storage_command(command: F) -> F:
     )
     @functools.wraps(command)
     def wrapper(*args: Any, home: Path | None, **kwargs: Any) -> Any:
-        storage = local_buckets(home)
+        buckets = find_buckets(home)
         try:
-            return command(*args, storage=storage, **kwargs)
+            return command(*args, storage=buckets.storage, **kwargs)
         except ApiError as error:
-            raise click.ClickException(error.message) from error
-        except OSError as error:
-            where = f": {error.filename}" if error.filename else ""
-            raise click.ClickException(f"{error.strerror or error}{where}") from error
+            raise buckets.explain(error) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def storage() -> None:
     """Copy, list, read and remove files in local buckets, like gsutil.
 
@@ -114,21 +115,31 @@ def cp(storage: BucketStorage, sources: tuple[str, ...], destination: str, recur
 def ls(storage: BucketStorage, uris: tuple[str, ...], recursive: bool, long_format: bool) -> None:
     """List buckets, or the objects and directories under each URI.
 
-    Without a URI, lists the buckets. Directories end with '/'. Wildcards are allowed.
+    Without a URI (or with gs://), lists the buckets. Directories end with '/'.
+    Wildcards are allowed. --format json|yaml|table prints url, type, size and updated.
 
     \b
     Examples:
       cairn storage ls
       cairn storage ls -r gs://my-bucket
       cairn storage ls -l 'gs://my-bucket/runs/*'
+      cairn storage ls gs://my-bucket --format json
     """
-    if not uris:
-        for bucket in storage.buckets():
+    printer = current_printer()
+    if not uris or all(uri.rstrip("/") in ("gs:", "gs:/") for uri in uris):
+        buckets = storage.buckets()
+        if printer.format:
+            printer.resources([{"url": b, "type": "bucket"} for b in buckets], _COLUMNS)
+            return
+        for bucket in buckets:
             click.echo(bucket)
         return
     entries: list[Entry] = []
     for uri in uris:
         entries.extend(storage.ls_entries(uri, recursive))
+    if printer.format:
+        printer.resources([_record(entry) for entry in entries], _COLUMNS)
+        return
     for entry in entries:
         click.echo(_long_line(entry) if long_format else entry.display())
     if long_format:
@@ -196,11 +207,33 @@ def mb(storage: BucketStorage, buckets: tuple[str, ...]) -> None:
         storage.make_bucket(bucket)
 
 
+_COLUMNS = [
+    Column("URL", field("url")),
+    Column("TYPE", field("type")),
+    Column("SIZE", field("size")),
+    Column("UPDATED", field("updated")),
+]
+
+
+def _record(entry: Entry) -> dict[str, Any]:
+    if entry.is_dir:
+        return {"url": entry.display(), "type": "directory"}
+    return {
+        "url": entry.display(),
+        "type": "object",
+        "size": entry.size,
+        "updated": _when(entry.mtime),
+    }
+
+
+def _when(mtime: float) -> str:
+    return datetime.fromtimestamp(mtime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _long_line(entry: Entry) -> str:
     if entry.is_dir:
         return f"{'':>10}  {'':>20}  {entry.display()}"
-    when = datetime.fromtimestamp(entry.mtime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{entry.size:>10}  {when:>20}  {entry.display()}"
+    return f"{entry.size:>10}  {_when(entry.mtime):>20}  {entry.display()}"
 
 
 def _human_size(size: int) -> str:

@@ -9,9 +9,10 @@ from cairn.cli.auth.list_accounts import list_accounts
 from cairn.cli.auth.login import login
 from cairn.cli.auth.print_access_token import print_access_token
 from cairn.cli.auth.revoke import revoke
+from cairn.cli.options import CairnGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def auth() -> None:
     """Sign in to a Cairn server and manage the credentials the CLI uses.
 

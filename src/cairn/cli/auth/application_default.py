@@ -6,13 +6,13 @@ import json
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, CairnGroup, Session, common_options, prompt_secret
 from cairn.client.credentials import sign_in
 from cairn.config import config_dir
 from cairn.iam.credential_files import write_private_file
 
 
-@click.group("application-default", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("application-default", cls=CairnGroup)
 def application_default() -> None:
     """Credentials for your own programs (Google's Application Default Credentials)."""
 
@@ -28,7 +28,7 @@ def adc_login(code: str | None, session: Session) -> None:
     unmodified googleapiclient code authenticates against Cairn.
     """
     if code is None:
-        code = click.prompt("One-time sign-in code", hide_input=True)
+        code = prompt_secret("One-time sign-in code", "--code")
     info = sign_in(session.api, code.strip())
     path = config_dir() / "application_default_credentials.json"
     write_private_file(path, json.dumps(info, indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, Session, common_options, prompt_secret
 from cairn.client.credentials import read_accounts, server_key, sign_in, write_accounts
 
 
@@ -19,7 +19,7 @@ def login(code: str | None, session: Session) -> None:
     ~/.config/cairn/credentials.json ($CAIRN_CONFIG), readable by you alone.
     """
     if code is None:
-        code = click.prompt("One-time sign-in code", hide_input=True)
+        code = prompt_secret("One-time sign-in code", "--code")
     info = sign_in(session.api, code.strip())
     account = str(info["account"])
     accounts = read_accounts()

@@ -18,8 +18,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cairn.cli.buckets import local_buckets
-from cairn.domain.errors import ApiError
+from cairn.cli.buckets import find_buckets, local_buckets
+from cairn.cli.options import GcloudChoice
+from cairn.domain.errors import ApiError, Code
 
 if TYPE_CHECKING:
     from cairn.data.sources import SourceSpec
@@ -37,12 +38,13 @@ def local_path(target: str) -> Path:
 
 
 def source_spec_options(function: Callable[..., object]) -> Callable[..., object]:
-    """--format, --table, --query, --delimiter, --encoding for commands reading one source."""
+    """--source-format, --table, --query, --delimiter, --encoding for commands reading one
+    source (not --format: that is gcloud's global output flag, as on every command)."""
     options = [
         click.option(
-            "--format",
+            "--source-format",
             "fmt",
-            type=click.Choice(["csv", "parquet", "jsonl", "sql"]),
+            type=GcloudChoice(["csv", "parquet", "jsonl", "sql"]),
             help="Source format (default: from the file suffix).",
         ),
         click.option(
@@ -62,11 +64,13 @@ def source_spec_options(function: Callable[..., object]) -> Callable[..., object
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Show ApiErrors as one clear line and exit 1 instead of a traceback."""
+    """A "not found" also says which buckets were searched (CairnCommand prints the error)."""
     try:
         yield
     except ApiError as error:
-        raise click.ClickException(error.message) from error
+        if error.code is not Code.NOT_FOUND:
+            raise
+        raise find_buckets().explain(error) from None
 
 
 @contextmanager

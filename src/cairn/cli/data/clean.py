@@ -12,9 +12,10 @@ from cairn.cli.data._common import (
     reported_errors,
     source_spec_options,
 )
+from cairn.cli.options import CairnCommand, GcloudChoice
 
 
-@click.command()
+@click.command(cls=CairnCommand)
 @click.argument("source")
 @click.option(
     "-o", "--output", required=True, help="Output file (.parquet, .csv or .jsonl; path or gs://)."
@@ -48,11 +49,11 @@ from cairn.cli.data._common import (
     help="Treat outliers of numeric COLUMN (see --outlier-method/--outlier-action).",
 )
 @click.option(
-    "--outlier-method", type=click.Choice(["iqr", "zscore"]), default="iqr", show_default=True
+    "--outlier-method", type=GcloudChoice(["iqr", "zscore"]), default="iqr", show_default=True
 )
 @click.option(
     "--outlier-action",
-    type=click.Choice(["flag", "clip", "drop"]),
+    type=GcloudChoice(["flag", "clip", "drop"]),
     default="flag",
     show_default=True,
 )

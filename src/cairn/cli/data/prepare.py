@@ -6,9 +6,10 @@ import click
 
 from cairn.cli.buckets import local_buckets
 from cairn.cli.data._common import console, local_path, progress_status, reported_errors
+from cairn.cli.options import CairnCommand
 
 
-@click.command()
+@click.command(cls=CairnCommand)
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option(
     "-o",

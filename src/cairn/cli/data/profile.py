@@ -11,9 +11,10 @@ from cairn.cli.data._common import (
     reported_errors,
     source_spec_options,
 )
+from cairn.cli.options import CairnCommand
 
 
-@click.command()
+@click.command(cls=CairnCommand)
 @click.argument("source")
 @click.option(
     "-o",

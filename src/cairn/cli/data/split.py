@@ -12,9 +12,10 @@ from cairn.cli.data._common import (
     reported_errors,
     source_spec_options,
 )
+from cairn.cli.options import CairnCommand, GcloudChoice
 
 
-@click.command()
+@click.command(cls=CairnCommand)
 @click.argument("source")
 @click.option(
     "-o",
@@ -24,7 +25,7 @@ from cairn.cli.data._common import (
 )
 @click.option(
     "--method",
-    type=click.Choice(["random", "stratified", "hash"]),
+    type=GcloudChoice(["random", "stratified", "hash"]),
     default="random",
     show_default=True,
     help="random, stratified by --label, or by a hash of --key.",
@@ -58,7 +59,7 @@ from cairn.cli.data._common import (
 )
 @click.option(
     "--output-format",
-    type=click.Choice(["parquet", "csv", "jsonl"]),
+    type=GcloudChoice(["parquet", "csv", "jsonl"]),
     default="parquet",
     show_default=True,
 )

@@ -7,9 +7,10 @@ import click
 from cairn.cli.iam.groups import groups
 from cairn.cli.iam.service_accounts import service_accounts
 from cairn.cli.iam.users import users
+from cairn.cli.options import CairnGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def iam() -> None:
     """Manage who can use Cairn: people, groups and service accounts.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options, confirm, quiet_option
+from cairn.cli.options import CairnCommand, CairnGroup, Session, common_options, confirm
 from cairn.cli.output import Column, field
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def groups() -> None:
     """Groups of members; bind a role to `group:EMAIL` to grant it to all of them."""
 
@@ -56,10 +56,9 @@ def list_groups(session: Session) -> None:
 
 @groups.command(cls=CairnCommand)
 @click.argument("email")
-@quiet_option
 @common_options
-def delete(email: str, quiet: bool, session: Session) -> None:
+def delete(email: str, session: Session) -> None:
     """Delete group EMAIL (its members lose what was granted through it)."""
-    confirm(f"Group [{email}] will be deleted.", quiet)
+    confirm(f"Group [{email}] will be deleted.")
     session.client.delete_group(email)
     session.printer.status(f"Deleted group [{email}].")

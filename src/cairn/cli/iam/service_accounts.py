@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options, confirm, quiet_option
+from cairn.cli.options import CairnCommand, CairnGroup, Session, common_options, confirm
 from cairn.cli.output import Column, basename_of, field
 from cairn.iam.credential_files import write_private_file
 
 
-@click.group("service-accounts", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("service-accounts", cls=CairnGroup)
 def service_accounts() -> None:
     """Identities for programs and jobs (a job runs as the account its
     trainingInput.serviceAccount names)."""
@@ -40,16 +40,15 @@ def list_accounts(session: Session) -> None:
 
 @service_accounts.command(cls=CairnCommand)
 @click.argument("email")
-@quiet_option
 @common_options
-def delete(email: str, quiet: bool, session: Session) -> None:
+def delete(email: str, session: Session) -> None:
     """Delete service account EMAIL with its keys and tokens."""
-    confirm(f"Service account [{email}] will be deleted.", quiet)
+    confirm(f"Service account [{email}] will be deleted.")
     session.client.delete_service_account(email)
     session.printer.status(f"Deleted service account [{email}].")
 
 
-@service_accounts.group(context_settings={"help_option_names": ["-h", "--help"]})
+@service_accounts.group()
 def keys() -> None:
     """Key files of a service account (Google's JSON key format)."""
 
@@ -88,10 +87,9 @@ def list_keys(iam_account: str, session: Session) -> None:
 @keys.command("delete", cls=CairnCommand)
 @click.argument("key_id")
 @iam_account
-@quiet_option
 @common_options
-def delete_key(key_id: str, iam_account: str, quiet: bool, session: Session) -> None:
+def delete_key(key_id: str, iam_account: str, session: Session) -> None:
     """Delete key KEY_ID; tokens obtained with it stop working at once."""
-    confirm(f"Key [{key_id}] of [{iam_account}] will be deleted.", quiet)
+    confirm(f"Key [{key_id}] of [{iam_account}] will be deleted.")
     session.client.delete_service_account_key(iam_account, key_id)
     session.printer.status(f"Deleted key [{key_id}] of [{iam_account}].")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options, confirm, quiet_option
+from cairn.cli.options import CairnCommand, CairnGroup, Session, common_options, confirm
 from cairn.cli.output import Column, field
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def users() -> None:
     """People who sign in with `cairn auth login` (instance-wide; needs roles/owner)."""
 
@@ -53,10 +53,9 @@ def list_users(session: Session) -> None:
 
 @users.command(cls=CairnCommand)
 @click.argument("email")
-@quiet_option
 @common_options
-def delete(email: str, quiet: bool, session: Session) -> None:
+def delete(email: str, session: Session) -> None:
     """Delete user EMAIL and revoke every credential they hold."""
-    confirm(f"User [{email}] will be deleted and signed out everywhere.", quiet)
+    confirm(f"User [{email}] will be deleted and signed out everywhere.")
     session.client.delete_user(email)
     session.printer.status(f"Deleted user [{email}].")

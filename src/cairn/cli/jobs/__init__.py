@@ -11,9 +11,10 @@ from cairn.cli.jobs.stream_logs import stream_logs
 from cairn.cli.jobs.submit import submit
 from cairn.cli.jobs.trials import trials
 from cairn.cli.jobs.update import update
+from cairn.cli.options import CairnGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def jobs() -> None:
     """Submit and manage training and batch prediction jobs.
 

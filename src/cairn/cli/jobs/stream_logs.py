@@ -22,10 +22,11 @@ def follow_logs(
     """Print the job's log lines as they come; return its state once it has ended."""
     cursor: str | None = None
     while True:
-        batch = client.read_job_logs(job_id, cursor)
+        batch = client.read_job_logs(job_id, cursor, task_name=task_name)
         entries = batch.get("entries") or []
         for entry in entries:
             task = str(entry.get("taskName", ""))
+            # The server filters too; an older one sends every replica's lines.
             if task_name is None or task == task_name:
                 # A tuning job's lines say which trial printed them, as AI Platform's do.
                 where = f"trial-{entry['trialId']}/{task}" if entry.get("trialId") else task
@@ -40,7 +41,11 @@ def follow_logs(
 
 @click.command("stream-logs", cls=CairnCommand)
 @click.argument("job")
-@click.option("--task-name", help="Only this replica's lines, e.g. master-replica-0.")
+@click.option(
+    "--task-name",
+    help="Only this replica's lines, e.g. master-replica-0 or worker-replica-1; `service` for "
+    "Cairn's own lines (package installs, replica restarts).",
+)
 @click.option(
     "--polling-interval",
     type=click.FloatRange(min=0.05),
@@ -53,8 +58,15 @@ def stream_logs(job: str, task_name: str | None, polling_interval: float, sessio
     """Print the log lines of job JOB's replicas and follow them until the job ends.
 
     Each line is TASK_NAME<TAB>TEXT; in a hyperparameter tuning job, trial-ID/TASK_NAME
-    <TAB>TEXT. Stops by itself when the job has ended and every
-    line has been printed; Ctrl-C stops following without touching the job.
+    <TAB>TEXT. Lines of all replicas and of Cairn itself (task `service`: package installs,
+    a crashed worker's restart) come in the order they were written. Stops by itself when
+    the job has ended and every line has been printed; Ctrl-C stops following without
+    touching the job.
+
+    \b
+    Examples:
+      cairn jobs stream-logs my_job
+      cairn jobs stream-logs my_job --task-name worker-replica-1
     """
     state = follow_logs(
         session.client, session.printer, job, task_name=task_name, interval=polling_interval

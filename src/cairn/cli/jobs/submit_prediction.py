@@ -8,21 +8,30 @@ from typing import Any
 import click
 
 from cairn.cli.jobs.submitting import create_and_follow
-from cairn.cli.options import CairnCommand, Session, common_options, parse_labels, parse_list
+from cairn.cli.options import (
+    CairnCommand,
+    GcloudChoice,
+    Session,
+    common_options,
+    parse_labels,
+    parse_list,
+)
 from cairn.client.staging import split_gs_uri, stage_directory
 from cairn.domain.errors import invalid_field
 
 DEFAULT_REGION = "us-central1"
 DEFAULT_STAGING_BUCKET = "gs://cairn-staging"
-# gcloud's --data-format choices, plus json and csv (Cairn's extension).
-DATA_FORMATS = {
-    "text": "TEXT",
-    "json": "JSON",
-    "csv": "CSV",
-    "tf-record": "TF_RECORD",
-    "tf-record-gzip": "TF_RECORD_GZIP",
-}
-OUTPUT_FORMATS = {"json": "JSON", "csv": "CSV"}
+# gcloud's --data-format choices, plus csv (Cairn's extension); any case, '_' or '-'.
+DATA_FORMAT = GcloudChoice(
+    {
+        "json": "JSON",
+        "text": "TEXT",
+        "tf-record": "TF_RECORD",
+        "tf-record-gzip": "TF_RECORD_GZIP",
+        "csv": "CSV",
+    }
+)
+OUTPUT_DATA_FORMAT = GcloudChoice({"json": "JSON", "csv": "CSV"})
 
 
 @click.command(cls=CairnCommand)
@@ -42,7 +51,7 @@ OUTPUT_FORMATS = {"json": "JSON", "csv": "CSV"}
 @click.option(
     "--data-format",
     required=True,
-    type=click.Choice(sorted(DATA_FORMATS), case_sensitive=False),
+    type=DATA_FORMAT,
     help="text or json: one JSON instance per line; csv: one row of values per line; "
     "tf-record(-gzip): TFRecord files.",
 )
@@ -53,7 +62,7 @@ OUTPUT_FORMATS = {"json": "JSON", "csv": "CSV"}
 )
 @click.option(
     "--output-data-format",
-    type=click.Choice(sorted(OUTPUT_FORMATS), case_sensitive=False),
+    type=OUTPUT_DATA_FORMAT,
     help="Write the results as JSON lines (the default) or CSV.",
 )
 @click.option(
@@ -124,7 +133,7 @@ def prediction(
     if not model and not model_dir:
         raise invalid_field("--model", "Say which model predicts: --model MODEL or --model-dir.")
     spec: dict[str, Any] = {
-        "dataFormat": DATA_FORMATS[data_format.lower()],
+        "dataFormat": data_format,
         "inputPaths": parse_list(input_paths),
         "outputPath": output_path,
         "region": session.region or DEFAULT_REGION,
@@ -137,9 +146,7 @@ def prediction(
     else:
         spec["modelName"] = f"projects/{project}/models/{model}"
     optional = {
-        "outputDataFormat": OUTPUT_FORMATS[output_data_format.lower()]
-        if output_data_format
-        else None,
+        "outputDataFormat": output_data_format,
         "maxWorkerCount": str(max_worker_count) if max_worker_count else None,
         "batchSize": str(batch_size) if batch_size else None,
         "signatureName": signature_name,

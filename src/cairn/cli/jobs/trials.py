@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, GcloudChoice, Session, common_options
 from cairn.cli.output import Column, Printer, render_table
 from cairn.domain.errors import failed_precondition
 
@@ -319,7 +319,7 @@ def _plot_path(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.argument("job")
 @click.option(
     "--sort-by",
-    type=click.Choice(SORT_ORDERS),
+    type=GcloudChoice(SORT_ORDERS),
     default="objective",
     show_default=True,
     help="objective: best first, by the job's goal (MAXIMIZE unless it says MINIMIZE); "

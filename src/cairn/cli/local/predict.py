@@ -8,17 +8,11 @@ from pathlib import Path
 import click
 import orjson
 
+from cairn.cli.buckets import find_buckets
 from cairn.cli.instances import chosen_input, read_instances
-from cairn.cli.options import CairnCommand
-from cairn.config import Settings
-from cairn.domain.errors import ApiError, invalid_field
+from cairn.cli.options import FRAMEWORK, CairnCommand
+from cairn.domain.errors import ApiError, Code, invalid_field
 from cairn.serving import predict_local
-
-FRAMEWORK_CHOICES = {
-    "tensorflow": "TENSORFLOW",
-    "scikit-learn": "SCIKIT_LEARN",
-    "xgboost": "XGBOOST",
-}
 
 
 @click.command(
@@ -28,14 +22,15 @@ FRAMEWORK_CHOICES = {
     "--model-dir",
     required=True,
     help="Folder holding the exported model: saved_model.pb, model.joblib, model.pkl, "
-    "model.bst, model.json or model.ubj at its root (gs://BUCKET/PATH means Cairn's local "
-    "buckets).",
+    "model.bst, model.json or model.ubj at its root. gs://BUCKET/PATH is that folder in the "
+    "running server's buckets, found as `cairn storage` finds them.",
 )
 @click.option(
     "--framework",
-    type=click.Choice(sorted(FRAMEWORK_CHOICES)),
+    type=FRAMEWORK,
     default=None,
-    help="The model's framework. Default: detected from the files in --model-dir.",
+    help="The model's framework, as gcloud spells it (SCIKIT_LEARN and scikit-learn alike). "
+    "Default: detected from the files in --model-dir.",
 )
 @click.option(
     "--json-request",
@@ -80,7 +75,7 @@ def predict(
     instances, request_signature = read_instances(flag, source)
     predictions = predict_local(
         _local_model_dir(model_dir),
-        FRAMEWORK_CHOICES[framework] if framework else None,
+        framework,
         instances,
         signature_name or request_signature,
     )
@@ -90,9 +85,13 @@ def predict(
 def _local_model_dir(model_dir: str) -> Path:
     if not model_dir.startswith("gs://"):
         return Path(model_dir)
-    from cairn.storage import BucketStorage
-
+    buckets = find_buckets()
     try:
-        return BucketStorage(Settings.from_env().storage_root).local_path(model_dir)
+        path = buckets.storage.local_path(model_dir)
     except ApiError as error:
         raise invalid_field("--model-dir", error.message) from None
+    if not path.is_dir():
+        raise ApiError(
+            Code.NOT_FOUND, f"--model-dir {model_dir} is not a folder in {buckets.where}."
+        )
+    return path

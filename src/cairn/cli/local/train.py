@@ -7,24 +7,40 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from cairn.cli.buckets import find_buckets
 from cairn.cli.options import TrainerArgsCommand
 from cairn.config import Settings
 from cairn.domain.errors import ApiError
-from cairn.storage import BucketStorage
+from cairn.training.environments import local_runtime_python
 from cairn.training.local_train import plan_local_train, run_local_train
 
 _console = Console(stderr=True)
 
 
 def _localize(values: list[str]) -> list[str]:
-    """gs:// URIs (alone or as `--flag=gs://...`) mapped to Cairn's local buckets."""
+    """gs:// URIs (alone or as `--flag=gs://...`) mapped to the local buckets of the running
+    server (found as `cairn storage` finds them)."""
     if not any("gs://" in v for v in values):
         return values
-    storage = BucketStorage(Settings.from_env().storage_root)
+    buckets = find_buckets()
     try:
-        return [storage.localize_arg(v) for v in values]
+        return [buckets.storage.localize_arg(v) for v in values]
     except ApiError as exc:
-        raise click.UsageError(exc.message) from None
+        raise buckets.explain(exc) from None
+
+
+def _runtime_python(runtime_version: str) -> str:
+    """The runtime environment's interpreter (training/environments.py), built on first use."""
+    settings = Settings.from_env()
+    log_path = settings.runtimes_root / "build.log"
+    _console.print(
+        f"Runtime {runtime_version}: its environment is built on first use ({log_path})."
+    )
+    envs, runtimes = settings.envs_root, settings.runtimes_root
+    try:
+        return str(local_runtime_python(runtime_version, envs, runtimes, log_path))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--runtime-version") from None
 
 
 @click.command(
@@ -47,8 +63,9 @@ def _localize(values: list[str]) -> list[str]:
 )
 @click.option(
     "--job-dir",
-    help="Where the trainer writes its output; passed to it as `--job-dir DIR` "
-    "(gs://BUCKET/PATH maps to Cairn's local buckets).",
+    help="Where the trainer writes its output; passed to it as `--job-dir DIR`. "
+    "gs://BUCKET/PATH (here and in the trainer's arguments) is that path in the running "
+    "server's buckets, found as `cairn storage` finds them.",
 )
 @click.option(
     "--distributed",
@@ -81,6 +98,12 @@ def _localize(values: list[str]) -> list[str]:
     show_default=True,
     help="First localhost port of the --distributed cluster.",
 )
+@click.option(
+    "--runtime-version",
+    help="Run with AI Platform runtime version's frameworks (e.g. 2.11: Keras 2, TensorBoard, "
+    "that era's scikit-learn and XGBoost; docs/runtimes.md), built on first use. Default: "
+    "the frameworks Cairn itself has.",
+)
 def train(
     module_name: str,
     package_path: Path,
@@ -90,6 +113,7 @@ def train(
     worker_count: int | None,
     evaluator_count: int | None,
     start_port: int,
+    runtime_version: str | None,
     user_args: tuple[str, ...],
 ) -> None:
     """Run a trainer package locally, as a job replica would run it.
@@ -124,6 +148,7 @@ def train(
         worker_count=2 if worker_count is None else worker_count,
         evaluator_count=0 if evaluator_count is None else evaluator_count,
         start_port=start_port,
+        python=_runtime_python(runtime_version) if runtime_version else None,
     )
     shape = (
         f"{plan.primary_type} + {plan.worker_count} worker(s) + {plan.ps_count} parameter "

@@ -10,9 +10,10 @@ from cairn.cli.models.delete import delete
 from cairn.cli.models.describe import describe
 from cairn.cli.models.list_models import list_models
 from cairn.cli.models.update import update
+from cairn.cli.options import CairnGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def models() -> None:
     """Create and manage models (a model groups the versions you deploy).
 

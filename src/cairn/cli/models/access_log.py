@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
 from cairn.cli.output import Column, field
 
 
-@click.group("access-log", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("access-log", cls=CairnGroup)
 def access_log() -> None:
     """Read a model's access log (models created with --enable-logging)."""
 
@@ -21,7 +21,7 @@ def access_log() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option(
     "--order",
-    type=click.Choice(["desc", "asc"]),
+    type=GcloudChoice(["desc", "asc"]),
     default="desc",
     show_default=True,
     help="desc: newest first; asc: oldest first.",

@@ -8,9 +8,10 @@ from cairn.cli.operations.cancel import cancel
 from cairn.cli.operations.describe import describe
 from cairn.cli.operations.list_operations import list_operations
 from cairn.cli.operations.wait import wait
+from cairn.cli.options import CairnGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def operations() -> None:
     """Inspect the long-running operations that create, update and delete versions and models.
 

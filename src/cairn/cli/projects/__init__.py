@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.options import CairnGroup
 from cairn.cli.projects.policy import (
     add_iam_policy_binding,
     get_iam_policy,
@@ -12,7 +13,7 @@ from cairn.cli.projects.policy import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def projects() -> None:
     """Read and change who holds which role on a project.
 

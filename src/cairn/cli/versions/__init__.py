@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cairn.cli.options import CairnGroup
 from cairn.cli.versions.console_log import console_log
 from cairn.cli.versions.create import create
 from cairn.cli.versions.delete import delete
@@ -14,7 +15,7 @@ from cairn.cli.versions.set_default import set_default
 from cairn.cli.versions.update import update
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CairnGroup)
 def versions() -> None:
     """Deploy and manage model versions (a version is one servable model artefact).
 

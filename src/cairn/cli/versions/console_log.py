@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, CairnGroup, Session, common_options
 
 
-@click.group("console-log", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("console-log", cls=CairnGroup)
 def console_log() -> None:
     """Read the stdout/stderr of a version's prediction nodes.
 

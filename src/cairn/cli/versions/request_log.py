@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from cairn.cli.options import CairnCommand, Session, common_options
+from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
 from cairn.cli.output import Column, field
 
 # Parquet rows buffered before a row group is written: memory stays flat on long exports.
 EXPORT_ROW_GROUP = 5000
 
 
-@click.group("request-log", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("request-log", cls=CairnGroup)
 def request_log() -> None:
     """Read and export a version's sampled requests and responses.
 
@@ -72,7 +72,7 @@ def _entries(
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option(
     "--order",
-    type=click.Choice(["desc", "asc"]),
+    type=GcloudChoice(["desc", "asc"]),
     default="desc",
     show_default=True,
     help="desc: newest first; asc: oldest first.",
