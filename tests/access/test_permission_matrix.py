@@ -29,6 +29,9 @@ PLACEHOLDERS = {
     "operation": "nosuch_op",
     "rest": "us-central1",
     "bucket": "nosuch-bucket",
+    "object": "nosuch-object",
+    "destination_bucket": "nosuch-bucket",
+    "destination": "nosuch-copy",
     "account": "nosuch-account@nowhere.iam.gserviceaccount.com",
     "key": "nosuchkey",
     "email": "nobody@example.com",
@@ -99,7 +102,7 @@ def test_roles_grant_exactly_their_permissions(
             response = httpx.request(
                 method,
                 cairn_server.url + path,
-                params={"userProject": project} if "upload" in path else None,
+                params={"userProject": project} if "storage/v1" in path else None,
                 content=b"{}" if method in ("POST", "PATCH") else None,
                 headers={"Authorization": headers["Authorization"], "Content-Type": body_type},
                 timeout=30,

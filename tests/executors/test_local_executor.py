@@ -90,7 +90,7 @@ def test_terminate_ends_grandchildren_that_ignore_sigterm(tmp_path: Path) -> Non
 
     # Long enough for the wrapper to record the exit even on a loaded machine; the grandchild
     # ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-    process.terminate(grace_s=3.0)
+    process.terminate(grace_s=5.0)
 
     assert not is_running(grandchild)
     assert not is_running(process.record.pid)
@@ -168,3 +168,14 @@ def test_a_daemon_the_replica_leaves_behind_is_ended_with_it(tmp_path: Path) -> 
     assert done.returncode == 0
     daemon = int(pid_file.read_text())
     assert not psutil.pid_exists(daemon) or psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
+
+
+def test_user_code_inherits_neither_the_servers_settings_nor_its_credential() -> None:
+    from cairn.executors import user_code_environment
+
+    server = {
+        "PATH": "/usr/bin",
+        "CAIRN_DATABASE_URL": "postgresql://cairn:secret@db/cairn",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/home/cairn/.cairn/credentials/owner.json",
+    }
+    assert user_code_environment(server) == {"PATH": "/usr/bin"}

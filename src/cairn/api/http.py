@@ -33,6 +33,11 @@ class Reply:
     status: int
     body: bytes
     content_type: bytes = JSON
+    # Extra response headers (Cloud Storage's Location, Range, Content-Range).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    # A body sent as it is read (object downloads), `length` bytes long; `body` is unused.
+    stream: AsyncIterator[bytes] | None = None
+    length: int = 0
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Reply:
@@ -122,6 +127,10 @@ class Call:
                 f"Invalid JSON payload received. {exc}",
                 [FieldViolation(root, "The body is not valid JSON.")],
             ) from None
+
+
+def _length(reply: Reply) -> int:
+    return reply.length if reply.stream is not None else len(reply.body)
 
 
 def _too_large(limit: int) -> ApiError:
@@ -239,11 +248,17 @@ class AsgiApp:
                 "status": reply.status,
                 "headers": [
                     (b"content-type", reply.content_type),
-                    (b"content-length", str(len(reply.body)).encode()),
+                    (b"content-length", str(_length(reply)).encode()),
+                    *reply.headers,
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": reply.body})
+        if reply.stream is None:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        async for chunk in reply.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _admit(self, route: Route, call: Call) -> Principal | None:
         self.gate.check_browser(call.method, call.headers, route.access)

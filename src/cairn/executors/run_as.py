@@ -24,6 +24,9 @@ DEFAULT_RUNNER_USER = "cairn-runner"
 
 # The server's own settings (a database URL may hold a password) are not user code's business.
 _SERVER_ONLY_PREFIX = "CAIRN_"
+# Nor is the server's own Google credential: a job gets its own, a prediction node none, and
+# Google's clients in user code reach Cairn (executors/google_clients) with what they get.
+_SERVER_ONLY = frozenset({"GOOGLE_APPLICATION_CREDENTIALS"})
 
 
 class RunAsError(Exception):
@@ -93,9 +96,14 @@ class RunAs:
 
 
 def user_code_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment user code inherits: the server's, minus Cairn's own settings."""
+    """The environment user code inherits: the server's, minus Cairn's own settings and
+    credential."""
     source = os.environ if env is None else env
-    return {k: v for k, v in source.items() if not k.startswith(_SERVER_ONLY_PREFIX)}
+    return {
+        k: v
+        for k, v in source.items()
+        if not k.startswith(_SERVER_ONLY_PREFIX) and k not in _SERVER_ONLY
+    }
 
 
 def find_user(name: str) -> RunAs:

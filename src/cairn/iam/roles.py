@@ -59,7 +59,9 @@ ML_MODEL_OWNER = _MODELS_ALL | _VERSIONS_ALL
 ML_MODEL_USER = _expand("ml.models", "get predict") | _expand("ml.versions", "get list predict")
 
 # Writing into Cairn's local buckets through the API (trainer packages, model directories).
-_STORAGE_WRITE = _expand("storage.objects", "create get list")
+_STORAGE_WRITE = _expand("storage.objects", "create delete get list")
+# Cloud Storage's JSON API on local buckets (google-cloud-storage, gcsfs, gsutil).
+_STORAGE_BUCKETS = _expand("storage.buckets", "create get list")
 # Reading the audit log (Cloud Logging's admin-activity log on Google Cloud).
 _AUDIT_READ = {"logging.logEntries.list"}
 _ACT_AS = {"iam.serviceAccounts.actAs"}
@@ -72,7 +74,7 @@ _DIRECTORY_ADMIN = _expand("cairn.users", "create delete list") | _expand(
 )
 _PROJECT_IAM_READ = {"resourcemanager.projects.getIamPolicy"}
 
-EDITOR = ML_ADMIN | _STORAGE_WRITE | _AUDIT_READ | _ACT_AS | _PROJECT_IAM_READ
+EDITOR = ML_ADMIN | _STORAGE_WRITE | _STORAGE_BUCKETS | _AUDIT_READ | _ACT_AS | _PROJECT_IAM_READ
 VIEWER = ML_VIEWER | _expand("ml.models", "predict") | {"ml.versions.predict"} | _AUDIT_READ
 VIEWER |= _PROJECT_IAM_READ
 OWNER = (
@@ -80,9 +82,12 @@ OWNER = (
 )
 
 # What a job runs as when its trainingInput names no service account: it may read the
-# project's jobs and models and predict, and nothing that changes the project.
+# project's jobs and models and predict, and nothing that changes the project. Like
+# Google's agent it reads and writes the project's buckets (trainers copy models there).
 ML_SERVICE_AGENT = (
-    _expand("ml.jobs", "get list")
+    _STORAGE_WRITE
+    | _expand("storage.buckets", "get list")
+    | _expand("ml.jobs", "get list")
     | _expand("ml.models", "get list predict")
     | _expand("ml.versions", "get list predict")
     | _PROJECT_READ

@@ -43,6 +43,11 @@ class ProjectService:
             "config": {"tpuServiceAccount": f"service-{number}@cloud-tpu.iam.gserviceaccount.com"},
         }
 
+    def bucket_owner(self, bucket: str) -> str | None:
+        """The project that claimed `bucket`, or None while no project has."""
+        owner = self._runtime.get(f"bucket:{bucket}")
+        return None if owner is None else str(owner.get("project"))
+
     def bucket_project(self, bucket: str, claimant: str) -> str:
         """The project `bucket` belongs to; the first project to write into it claims it.
 

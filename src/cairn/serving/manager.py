@@ -181,10 +181,12 @@ class ServingManager:
         restart_wait_s: float = 60.0,
         request_timeout_s: float = 60.0,
         scaling: ScalingPolicy | None = None,
+        api_url: str | None = None,
     ) -> None:
         """`identities`: where each version's uid comes from (None: nodes run as this
-        process's user)."""
+        process's user). `api_url`: the server, for the Google clients of prediction code."""
         self.run_root = Path(run_root)
+        self.api_url = api_url
         self.request_timeout_s = request_timeout_s
         self.load_timeout_s = load_timeout_s
         self.restart_wait_s = restart_wait_s
@@ -604,6 +606,7 @@ class ServingManager:
             python=deployment.python,
             prediction_class=deployment.prediction_class,
             index=index,
+            api_url=self.api_url,
         )
         node.on_change = deployment.wakeup.notify
         return node

@@ -25,6 +25,7 @@ import orjson
 
 import cairn
 from cairn.executors import RunAs, user_code_environment
+from cairn.executors.google_clients import SITE_DIR, google_client_env
 from cairn.serving.framing import HEADER, PING, PREDICT, encode_frame
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,14 @@ class NodeProcess:
         python: str | None = None,
         prediction_class: str | None = None,
         index: int = 0,
+        api_url: str | None = None,
     ) -> None:
         """`python`: the interpreter of the version's environment (its packageUris
         installed); None: the server's. `prediction_class`: a custom prediction routine.
-        `index`: the node's number within its version (it names the log)."""
+        `index`: the node's number within its version (it names the log). `api_url`: the
+        server, where the node's Google clients are pointed (docs/google_clients.md)."""
         self.index = index
+        self.api_url = api_url
         self.model_dir = model_dir
         self.python = python or sys.executable
         self.prediction_class = prediction_class
@@ -240,7 +244,7 @@ class NodeProcess:
                     stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,),
                     start_new_session=True,
-                    env=_node_environment(self.run_as),
+                    env=_node_environment(self.run_as, self.api_url),
                     **(self.run_as.popen_options() if self.run_as is not None else {}),
                 )
         except BaseException:
@@ -252,7 +256,7 @@ class NodeProcess:
 
     def _assign(self, standby: Standby) -> bool:
         """Hand the standby this node's arguments; False if it is gone (spawn instead)."""
-        env = _node_environment(self.run_as)
+        env = _node_environment(self.run_as, self.api_url)
         assignment = {
             "argv": self._arguments(standby.ready_fd),
             "env": env,
@@ -349,12 +353,17 @@ class NodeProcess:
                 log.exception("notifying about node %s failed", self.socket_path)
 
 
-def _node_environment(run_as: RunAs | None) -> dict[str, str]:
+def _node_environment(run_as: RunAs | None, api_url: str | None = None) -> dict[str, str]:
     env = user_code_environment()
     if run_as is not None:
         env = run_as.environment(env)
+    if api_url is not None:  # Google's clients in prediction routines reach this server
+        env = google_client_env(api_url, env)
     source_root = str(Path(cairn.__file__).resolve().parents[1])
-    paths = [source_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    # The Google client hook is on every node's path, the standby's too (it reads the
+    # endpoint variables when a client is made, after the standby gets its node's env).
+    inherited = filter(None, env.get("PYTHONPATH", "").split(os.pathsep))
+    paths = [str(SITE_DIR), source_root, *inherited]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env

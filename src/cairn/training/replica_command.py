@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from cairn.domain.errors import invalid_field
 from cairn.executors import RunAs, user_code_environment
+from cairn.executors.google_clients import google_client_env
+from cairn.training.capacity import REPLICA_DEVICES_VARIABLE, replica_devices
 from cairn.training.cluster import ClusterSpec, ReplicaSpec
 from cairn.training.environments import PythonEnvironment
 
@@ -87,6 +89,8 @@ def replica_env(
     With `run_as`, HOME is the working directory: the user's own home may not exist.
     """
     env = {**user_code_environment(base), **context.extra_env}
+    # Only the GPUs the job queue placed this replica on (training/capacity.py).
+    env.update(replica_devices(env.pop(REPLICA_DEVICES_VARIABLE, None), replica.task_name))
     if run_as is not None:
         env = run_as.environment(env, home=context.work_dir)
     env.pop("PYTHONHOME", None)
@@ -95,6 +99,7 @@ def replica_env(
     env["PYTHONUNBUFFERED"] = "1"  # so the logs show lines as they are printed
     tf_config = context.cluster.tf_config(replica, context.training_input, context.trial_id)
     env["TF_CONFIG"] = json.dumps(tf_config)
+    env.update(context.cluster.xgboost_env(replica))  # XGBoost's collective (cluster.py)
     env["CLOUD_ML_JOB_ID"] = context.job_id
     context.metric_file.parent.mkdir(parents=True, exist_ok=True)
     env["CLOUD_ML_HP_METRIC_FILE"] = str(context.metric_file)
@@ -104,4 +109,7 @@ def replica_env(
         env.pop("CLOUD_ML_TRIAL_ID", None)
     if context.api_url is not None:
         env["CAIRN_API"] = context.api_url
+        # Unmodified googleapiclient, google-cloud-storage, gcsfs and gsutil reach Cairn
+        # with the job's credential (GOOGLE_APPLICATION_CREDENTIALS, in extra_env).
+        env = google_client_env(context.api_url, env, project=context.job_dir.parent.name)
     return env
