@@ -12,6 +12,7 @@ it (`cairn.executors.acl`); what is one job's alone is owned by that job's uid.
 | `<home>` | pass through (no listing) | to reach the directories below |
 | `storage/` | read and write, inherited | trainers read data and write models (`gs://`) |
 | `envs/` | pass through | environments are sealed: the group reads them, nobody writes |
+| `runtimes/` | pass through | runtime environments, sealed like `envs/` |
 | `models/` | pass through; read inherited | nodes load the copies of deployed versions |
 | `jobs/`, `jobs/<project>/` | pass through | each run directory lets its own job's uid alone in |
 | `serving/`, `serving/sockets/` | pass through | each version's uid owns `sockets/<uid>/` |
@@ -66,6 +67,7 @@ NOT_ROOT_WARNING = (
 _SHARING: dict[str, tuple[int, int | None]] = {
     "storage_root": (ALL, ALL),
     "envs_root": (SEARCH, None),
+    "runtimes_root": (SEARCH, None),  # runtime environments, sealed as envs/ (docs/runtimes.md)
     "models_root": (SEARCH, READ | SEARCH),
     "jobs_root": (SEARCH, None),
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +36,7 @@ from cairn.domain.models import (
 )
 from cairn.domain.names import ModelName, VersionName, check_id
 from cairn.domain.operations import EMPTY_TYPE, VERSION_TYPE
+from cairn.domain.runtimes import check_runtime
 from cairn.domain.wire import now
 from cairn.services.models import DEFAULT_VERSION_KEY, ModelService
 from cairn.services.operations import OperationService, operation_id
@@ -117,6 +118,8 @@ class Environments(Protocol):
 
     def ensure(self, package_files: Sequence[Path], *, log_path: Path) -> Any: ...
 
+    def protect(self, source: Callable[[], Iterable[Path]]) -> None: ...
+
 
 class VersionService:
     def __init__(
@@ -144,6 +147,8 @@ class VersionService:
         self._max_nodes = max_nodes
         self._paths = paths or RequestPaths()
         self._environments = environments
+        if environments is not None:  # deployed versions' envs are never collected
+            environments.protect(self._deployed_pythons)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy")
         self._loading: dict[str, Future[None]] = {}
         self.on_change: list[Any] = []
@@ -161,6 +166,8 @@ class VersionService:
         for index, uri in enumerate(version.package_uris or []):
             self._paths.check_location(uri, f"version.package_uris[{index}]")
         validate_new_version(version)
+        # Only runtime and Python versions AI Platform had (domain/runtimes.py).
+        check_runtime(version.runtime_version, version.python_version, field_prefix="version")
         check_request_logging_config(version.request_logging_config)
         self._check_node_count(version)
         self._check_packages(version)
@@ -550,6 +557,12 @@ class VersionService:
         return str(environment.python)
 
     # ----- helpers -----------------------------------------------------------------------
+
+    def _deployed_pythons(self) -> Sequence[Path]:
+        """The packageUris interpreters of versions that may start nodes (EnvironmentCache)."""
+        states = ["READY", "CREATING", "UPDATING", "DELETING"]
+        versions = self.repo.in_states(states)
+        return [Path(doc[PYTHON_KEY]) for _, doc in versions if doc.get(PYTHON_KEY)]
 
     def _require(self, project: str, model: str, version: str) -> dict[str, Any]:
         self._models.require(project, model)

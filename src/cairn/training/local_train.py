@@ -59,6 +59,8 @@ class LocalTrainPlan:
     evaluator_count: int = 0
     start_port: int = 27182
     distributed: bool = False
+    # The interpreter: a runtime environment's (--runtime-version), else this one.
+    python: str = sys.executable
 
     def cluster(self) -> dict[str, list[str]]:
         if not self.distributed:
@@ -93,7 +95,7 @@ class LocalTrainPlan:
         }
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.args]
+        return [self.python, "-m", self.module, *self.args]
 
     def env(self, task: LocalTask, base: Mapping[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
@@ -112,6 +114,7 @@ def plan_local_train(
     worker_count: int = 2,
     evaluator_count: int = 0,
     start_port: int = 27182,
+    python: str | None = None,
 ) -> LocalTrainPlan:
     args = [*user_args, *(["--job-dir", job_dir] if job_dir else [])]
     return LocalTrainPlan(
@@ -124,6 +127,7 @@ def plan_local_train(
         evaluator_count=evaluator_count if distributed else 0,
         start_port=start_port,
         distributed=distributed,
+        python=python or sys.executable,
     )
 
 
