@@ -5,6 +5,7 @@ Every other module receives a `Settings` (or the values it needs) from its calle
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,12 +40,31 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     predict_max_bytes: int = DEFAULT_PREDICT_MAX_BYTES
-    # Training jobs running at once; later ones wait in QUEUED with a jobPosition.
-    max_running_jobs: int = 4
+    # Jobs running at once, on top of what the machine's capacity admits (below); None: no
+    # cap but the capacity. Later jobs wait in QUEUED with a jobPosition.
+    max_running_jobs: int | None = None
+    # What the job queue places replicas against (docs/scheduling.md): cores, GB of memory
+    # and how many of the GPUs nvidia-smi lists; None: the machine's own.
+    capacity_cpus: float | None = None
+    capacity_memory_gb: float | None = None
+    capacity_gpus: int | None = None
+    # The factor applied to AI Platform's machine sizes (vCPUs, memory); None ("auto"):
+    # a 16-vCPU, 60 GB machine becomes this machine, and bigger machines keep Google's sizes.
+    machine_scaling: float | None = None
+    # Run GPU replicas on the CPU when this machine lacks the GPUs, instead of refusing.
+    gpu_cpu_fallback: bool = False
+    # The least scheduling.maxWaitTime a job may set (AI Platform's: 1800 s).
+    min_max_wait_seconds: float = 1800.0
     # Prediction node processes one version may ask for (manual nodes or autoscaling's floor).
     max_nodes_per_version: int = 8
     # Replica processes one training job may ask for, master included.
     max_replicas: int = 64
+    # Restarts of one crashed worker or evaluator before its crash fails the job (AI
+    # Platform's bound is 5; 0 turns restarts off). See docs/training.md, "Worker restarts".
+    max_replica_restarts: int = 5
+    # What runs custom containers (imageUri): podman, docker or a path to either; None:
+    # whichever is installed, Podman first (docs/containers.md).
+    container_engine: str | None = None
     # Server directories requests may name as local paths (deploymentUri, packageUris,
     # jobDir, trainer arguments); none by default, so requests name gs:// storage only.
     local_roots: tuple[Path, ...] = ()
@@ -80,6 +100,11 @@ class Settings:
     # ... and each of the two tables at most this many over all projects and models.
     prediction_log_max_total_rows: int = 2_000_000
     prediction_log_retention_days: float = 30.0
+    # Package and runtime environments no job has used for this many days are removed
+    # (0: never), at start-up and then periodically (training/environments.py).
+    environment_retention_days: float = 30.0
+    # Where AI Platform runtime versions' environments live (None: <home>/runtimes).
+    runtimes_dir: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -90,13 +115,20 @@ class Settings:
         if limit := os.environ.get("CAIRN_PREDICT_MAX_BYTES"):
             values["predict_max_bytes"] = int(limit)
         if running := os.environ.get("CAIRN_MAX_RUNNING_JOBS"):
-            values["max_running_jobs"] = int(running)
+            values["max_running_jobs"] = _scaling_number("CAIRN_MAX_RUNNING_JOBS", running, int, 1)
+        values.update(_capacity_from_env())
         if nodes := os.environ.get("CAIRN_MAX_NODES_PER_VERSION"):
             values["max_nodes_per_version"] = int(nodes)
         if lifetime := os.environ.get("CAIRN_ACCESS_TOKEN_SECONDS"):
             values["access_token_seconds"] = int(lifetime)
         if replicas := os.environ.get("CAIRN_MAX_REPLICAS"):
             values["max_replicas"] = int(replicas)
+        if restarts := os.environ.get("CAIRN_MAX_REPLICA_RESTARTS"):
+            values["max_replica_restarts"] = _scaling_number(
+                "CAIRN_MAX_REPLICA_RESTARTS", restarts, int, 0
+            )
+        if engine := os.environ.get("CAIRN_CONTAINER_ENGINE"):
+            values["container_engine"] = engine
         if roots := os.environ.get("CAIRN_LOCAL_ROOTS"):
             values["local_roots"] = tuple(
                 Path(root).expanduser().resolve() for root in roots.split(os.pathsep) if root
@@ -128,6 +160,10 @@ class Settings:
             values["prediction_log_max_total_rows"] = int(max_total)
         if retention := os.environ.get("CAIRN_PREDICTION_LOG_RETENTION_DAYS"):
             values["prediction_log_retention_days"] = float(retention)
+        if env_days := os.environ.get("CAIRN_ENVIRONMENT_RETENTION_DAYS"):
+            values["environment_retention_days"] = float(env_days)
+        if runtimes_dir := os.environ.get("CAIRN_RUNTIMES_DIR"):
+            values["runtimes_dir"] = Path(runtimes_dir).expanduser()
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "home" in values:
             values["home"] = Path(str(values["home"])).expanduser().resolve()
@@ -147,6 +183,11 @@ class Settings:
     def envs_root(self) -> Path:
         """Cached Python environments, keyed by the hash of the packages they hold."""
         return self.home / "envs"
+
+    @property
+    def runtimes_root(self) -> Path:
+        """AI Platform runtime versions' environments (docs/runtimes.md), built on first use."""
+        return self.runtimes_dir or self.home / "runtimes"
 
     @property
     def identities_root(self) -> Path:
@@ -217,6 +258,59 @@ def _scaling_number(
     if value < smallest or (value == smallest and not inclusive):
         raise ValueError(f"{name}={text!r} must be {bound}.")
     return value
+
+
+def _capacity_from_env() -> dict[str, object]:
+    """The capacity settings (docs/scheduling.md, "Settings"), each checked here."""
+    values: dict[str, object] = {}
+    if cpus := os.environ.get("CAIRN_CAPACITY_CPUS"):
+        values["capacity_cpus"] = _positive("CAIRN_CAPACITY_CPUS", cpus)
+    if memory := os.environ.get("CAIRN_CAPACITY_MEMORY_GB"):
+        values["capacity_memory_gb"] = _positive("CAIRN_CAPACITY_MEMORY_GB", memory)
+    if gpus := os.environ.get("CAIRN_CAPACITY_GPUS"):
+        values["capacity_gpus"] = _scaling_number("CAIRN_CAPACITY_GPUS", gpus, int, 0)
+    if scaling := os.environ.get("CAIRN_MACHINE_SCALING"):
+        values["machine_scaling"] = parse_scaling(scaling)
+    if fallback := os.environ.get("CAIRN_GPU_CPU_FALLBACK"):
+        values["gpu_cpu_fallback"] = _flag("CAIRN_GPU_CPU_FALLBACK", fallback)
+    if wait := os.environ.get("CAIRN_MIN_MAX_WAIT_SECONDS"):
+        values["min_max_wait_seconds"] = _positive("CAIRN_MIN_MAX_WAIT_SECONDS", wait)
+    return values
+
+
+def _positive(name: str, text: str) -> float:
+    value = _scaling_number(name, text, float, 0.0, inclusive=False)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r} must be a finite number above 0.")
+    return value
+
+
+def parse_scaling(text: str) -> float | None:
+    """CAIRN_MACHINE_SCALING: `auto` (None), `exact` (1) or a factor above 0 and up to 1."""
+    value = text.strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value == "exact":
+        return 1.0
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = -1.0
+    if not 0 < factor <= 1:
+        raise ValueError(
+            f"CAIRN_MACHINE_SCALING={text!r}: write auto, exact, or a factor above 0 and at "
+            "most 1 (0.25: a 16-vCPU machine type asks for 4 cores here)."
+        )
+    return factor
+
+
+def _flag(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}={text!r} is not a yes/no value; write 1 or 0.")
 
 
 def owner_credential_path(home: Path) -> Path:

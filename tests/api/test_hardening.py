@@ -71,7 +71,11 @@ def test_replica_counts_above_the_limit_are_refused_at_create(
 
 def test_a_cluster_within_the_limit_is_accepted(cairn_server: Any) -> None:
     response = create_job(
-        cairn_server, scaleTier="CUSTOM", masterType="m", workerType="w", workerCount="63"
+        cairn_server,
+        scaleTier="CUSTOM",
+        masterType="n1-standard-4",
+        workerType="n1-standard-4",
+        workerCount="63",
     )
     assert response.status_code == 200, response.text
 

@@ -66,8 +66,6 @@ def submit(
             "packageUris": [package],
             "pythonModule": "trainer.task",
             "region": "us-central1",
-            "runtimeVersion": "2.11",
-            "pythonVersion": "3.7",
             **training,
         },
     }

@@ -280,7 +280,7 @@ def test_predefined_tiers_count_against_the_replica_limit() -> None:
     assert _invalid_field(check_replica_limit, spec, 30) == "job.training_input.scale_tier"
 
 
-def test_basic_tpu_is_unimplemented_at_create() -> None:
+def test_basic_tpu_is_refused_at_create() -> None:
     spec = TrainingInput.model_validate({**TRAINING, "scaleTier": "BASIC_TPU"})
     unsupported = unsupported_training_features(spec)
-    assert unsupported is not None and unsupported.code is Code.UNIMPLEMENTED
+    assert unsupported is not None and unsupported.code is Code.FAILED_PRECONDITION

@@ -9,6 +9,7 @@ from typing import Literal
 
 from cairn.domain.errors import ApiError, Code, invalid_field, shown
 from cairn.domain.names import check_id
+from cairn.domain.runtimes import check_runtime
 from cairn.domain.wire import Int32, Int64, Message, Timestamp
 
 JobState = Literal[
@@ -204,6 +205,17 @@ class PredictionOutput(Message):
     prediction_count: Int64 | None = None
 
 
+class CairnReplica(Message):
+    """Cairn-specific, output only (`jobs describe`): one replica of a training job, its
+    state (RUNNING, RESTARTING, SUCCEEDED, FAILED, STOPPED), restarts after crashes and last
+    exit code. Not a field of Google's Job; Cairn drops it when a client sends it back."""
+
+    task_name: str | None = None
+    state: str | None = None
+    restart_count: Int32 | None = None
+    exit_code: Int32 | None = None
+
+
 class Job(Message):
     job_id: str | None = None
     labels: dict[str, str] | None = None
@@ -219,6 +231,7 @@ class Job(Message):
     job_position: Int64 | None = None
     training_output: TrainingOutput | None = None
     prediction_output: PredictionOutput | None = None
+    cairn_replicas: list[CairnReplica] | None = None
 
 
 # `consumedMLUnits` does not follow the camel-case generator's spelling.
@@ -236,6 +249,7 @@ OUTPUT_ONLY_JOB_FIELDS = (
     "job_position",
     "training_output",
     "prediction_output",
+    "cairn_replicas",
 )
 
 
@@ -261,6 +275,8 @@ def validate_training_input(spec: TrainingInput) -> None:
             f"{path}.runtime_version",
             "Set either masterConfig.imageUri or runtimeVersion, not both.",
         )
+    # Only runtime and Python versions AI Platform had (domain/runtimes.py).
+    check_runtime(spec.runtime_version, spec.python_version, field_prefix=path)
     if not image:
         if not spec.package_uris:
             raise invalid_field(f"{path}.package_uris", "At least one package URI is required.")
@@ -286,6 +302,11 @@ def validate_training_input(spec: TrainingInput) -> None:
                     f"{path}.scheduling.{name}",
                     f"{shown(value)} is not a positive duration like '7200s'.",
                 )
+        if spec.scheduling.priority is not None and not 0 <= spec.scheduling.priority <= 1000:
+            raise invalid_field(
+                f"{path}.scheduling.priority",
+                "Must be between 0 and 1000 (higher runs first; the default is 0).",
+            )
     if spec.hyperparameters is not None:
         validate_hyperparameters(spec.hyperparameters, f"{path}.hyperparameters")
     _check_launchable(spec, path)
@@ -560,6 +581,7 @@ def validate_prediction_input(spec: PredictionInput) -> None:
             f"{path}.runtime_version",
             f"{shown(spec.runtime_version)} is not a runtime version like 2.11.",
         )
+    check_runtime(spec.runtime_version, None, field_prefix=path)  # domain/runtimes.py
     if spec.signature_name is not None and not 0 < len(spec.signature_name.strip()) <= 256:
         raise invalid_field(
             f"{path}.signature_name",
@@ -649,16 +671,12 @@ def parallel_trials(spec: TrainingInput) -> int:
 
 def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
     """Features of a valid job that Cairn cannot run yet: an honest UNIMPLEMENTED."""
-    if spec.master_config and spec.master_config.image_uri:
-        return ApiError(
-            Code.UNIMPLEMENTED,
-            "Custom containers (masterConfig.imageUri) are not built in Cairn yet; "
-            "submit a Python package with packageUris and pythonModule.",
-        )
+    # Custom containers (imageUri) run when an engine is installed: training/containers.py.
     if spec.scale_tier == "BASIC_TPU":
+        # A job that could never start here: refused, as one asking for absent GPUs is.
         return ApiError(
-            Code.UNIMPLEMENTED,
-            "scaleTier BASIC_TPU is not built in Cairn (there are no Cloud TPUs here); "
-            "use BASIC, BASIC_GPU or CUSTOM.",
+            Code.FAILED_PRECONDITION,
+            "scaleTier BASIC_TPU needs a Cloud TPU, and Cairn has none to offer; use BASIC, "
+            "BASIC_GPU or CUSTOM.",
         )
     return None

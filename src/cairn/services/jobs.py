@@ -3,6 +3,11 @@
 A job's document is the source of truth for its state. The runner reports progress
 through callbacks, and every state change is one atomic update of that document, so a
 cancel racing a finishing replica can never resurrect a job.
+
+The queue is capacity-aware (docs/scheduling.md): a job starts when what its replicas ask
+for (`training.capacity`) fits what running jobs leave of the machine, in
+`scheduling.priority` order, then submission order; a later job starts first only on what
+the jobs ahead of it cannot use yet, so it never delays them.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +32,7 @@ from cairn.domain.jobs import (
     TrainingInput,
     check_labels,
     check_replica_limit,
+    parallel_trials,
     unsupported_training_features,
     validate_new_job,
 )
@@ -38,6 +45,20 @@ from cairn.services.records import ListRequest, list_page, new_etag, public
 from cairn.services.request_paths import RequestPaths
 from cairn.services.tuning_jobs import TuningJobs
 from cairn.store import DuplicateKeyError, EtagMismatchError
+from cairn.training.capacity import (
+    JobDemand,
+    Placement,
+    PlacingRunner,
+    batch_demand,
+    detect_capacity,
+    training_demand,
+)
+from cairn.training.scheduling import (
+    DEFAULT_MIN_MAX_WAIT_S,
+    check_max_wait,
+    max_wait_seconds,
+    priority,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +103,10 @@ class Runner(Protocol):
         server was down) and `on_finished` follows; False: nothing was launched."""
         ...
 
+    def check_containers(self, training_input: dict[str, Any]) -> None:
+        """Refuse a custom-container job (imageUri) this machine cannot run."""
+        ...
+
     def write_job_file(self, project: str, job_id: str, name: str, data: bytes) -> Path:
         """A file in the job's directory that only the job's replicas can read (0600)."""
         ...
@@ -91,6 +116,10 @@ class Runner(Protocol):
     def read_logs(
         self, project: str, job_id: str, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def replica_states(self, project: str, job_id: str) -> list[dict[str, Any]] | None:
+        """Each replica's state and restarts (`Job.cairnReplicas`); None before any runs."""
+        ...
 
     def shutdown(self) -> None: ...
 
@@ -109,6 +138,22 @@ class JobCredentials(Protocol):
 CREDENTIAL_FILE = "application_default_credentials.json"
 
 
+@dataclass
+class _Waiting:
+    """A QUEUED job in the queue: what it asks for, and its place (higher priority first,
+    then submission order)."""
+
+    key: tuple[str, str]
+    priority: int
+    sequence: int
+    demand: JobDemand
+    timer: threading.Timer | None = None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (-self.priority, self.sequence)
+
+
 class JobService:
     def __init__(
         self,
@@ -116,28 +161,42 @@ class JobService:
         projects: ProjectService,
         runner: Runner,
         *,
-        max_running_jobs: int = 4,
+        max_running_jobs: int | None = None,
         max_replicas: int = DEFAULT_MAX_REPLICAS,
         paths: RequestPaths | None = None,
         credentials: JobCredentials | None = None,
         tuning: TuningJobs | None = None,
         batch: BatchJobs | None = None,
+        placement: Placement | None = None,
+        min_max_wait_seconds: float = DEFAULT_MIN_MAX_WAIT_S,
     ) -> None:
         """`tuning` runs jobs with `trainingInput.hyperparameters` (None: refused as
         UNIMPLEMENTED); it runs their trials through `runner` too. `batch` runs jobs with
-        `predictionInput` (None: refused as UNIMPLEMENTED)."""
+        `predictionInput` (None: refused as UNIMPLEMENTED).
+
+        `placement`: the machine's capacity and what running jobs hold of it; `runner` (and
+        the tuning engine's) must then be a `PlacingRunner` on it, which hands replicas
+        their GPUs. None: this machine as detected, and `runner` is wrapped here.
+        `max_running_jobs`: a cap on running jobs on top of the capacity (None: none)."""
+        if placement is None:
+            placement = Placement(detect_capacity())
+            runner = PlacingRunner(runner, placement)
         self._credentials = credentials
         self._tuning = tuning
         self._batch = batch
         self._repo = repo
         self._projects = projects
         self._runner = runner
-        self._max_running = max(1, max_running_jobs)
+        self._placement = placement
+        self._max_running = None if max_running_jobs is None else max(1, max_running_jobs)
+        self._min_wait_s = min_max_wait_seconds
         self._max_replicas = max_replicas
         self._paths = paths or RequestPaths()
         self._lock = threading.Lock()
-        self._queue: deque[tuple[str, str]] = deque()
+        self._queue: list[_Waiting] = []  # kept in order: the head starts first
+        self._sequence = 0
         self._running: set[tuple[str, str]] = set()
+        self._stopping = False
 
     # ----- API methods -------------------------------------------------------------------
 
@@ -153,8 +212,9 @@ class JobService:
                     Code.UNIMPLEMENTED, "This server was started without batch prediction."
                 )
             self._batch.check_new(project, job.prediction_input)
+            demand = self._batch_demand(project, job.prediction_input.to_json())
         else:
-            self._check_training(project, job)
+            demand = self._check_training(project, job)
         job.state = "QUEUED"
         job.create_time = now()
         job.etag = new_etag()
@@ -166,10 +226,10 @@ class JobService:
             raise already_exists(
                 "job.job_id", f"A job with the id '{job.job_id}' already exists."
             ) from None
-        self._enqueue(key)
+        self._enqueue(key, doc, demand)
         return self.get(project, str(job.job_id))
 
-    def _check_training(self, project: str, job: Job) -> None:
+    def _check_training(self, project: str, job: Job) -> JobDemand:
         assert job.training_input is not None
         # Everything the runner will launch is checked here, in the request: a job that
         # could never start is refused, not queued to fail.
@@ -177,12 +237,36 @@ class JobService:
         self._check_paths(job.training_input)
         if (unsupported := unsupported_training_features(job.training_input)) is not None:
             raise unsupported
+        # Custom containers: their fields, and an engine on this machine (docs/containers.md).
+        self._runner.check_containers(job.training_input.to_json())
         if job.training_input.hyperparameters is not None:
             if self._tuning is None:
                 raise ApiError(
                     Code.UNIMPLEMENTED, "This server was started without hyperparameter tuning."
                 )
             self._tuning.check_new(project, job.training_input.to_json())
+        check_max_wait(job.training_input.to_json(), self._min_wait_s)
+        # What the replicas ask of this machine; refused if it could never be given.
+        return training_demand(
+            job.training_input, self._placement.capacity, parallel_trials(job.training_input)
+        )
+
+    def _demand(self, project: str, doc: Mapping[str, Any]) -> JobDemand:
+        """What a stored job asks of the machine (ApiError if it no longer could run)."""
+        if doc.get("predictionInput") is not None:
+            return self._batch_demand(project, doc["predictionInput"])
+        spec = TrainingInput.parse(dict(doc.get("trainingInput") or {}), "job.training_input")
+        return training_demand(spec, self._placement.capacity, parallel_trials(spec))
+
+    def _batch_demand(self, project: str, spec: Mapping[str, Any]) -> JobDemand:
+        """A prediction job holds a core per worker its plan starts."""
+        workers = int(spec.get("maxWorkerCount") or 0) or max(1, int(self._placement.capacity.cpus))
+        if self._batch is not None:
+            try:
+                workers = len(self._batch.plan(project, spec).shares)
+            except Exception:  # checked again at start; the count is only an estimate here
+                log.debug("could not plan batch job for its worker count", exc_info=True)
+        return batch_demand(max(1, workers), self._placement.capacity)
 
     def _check_paths(self, spec: TrainingInput) -> None:
         path = "job.training_input"
@@ -233,9 +317,8 @@ class JobService:
                 "only queued or running jobs can be cancelled."
             )
         if previous == "QUEUED":
-            with self._lock:
-                if key in self._queue:
-                    self._queue.remove(key)
+            self._leave_queue(key)
+            self._dispatch()  # it may have held back the jobs behind it
         elif previous in ("PREPARING", "RUNNING"):
             self._engine(self._repo.get(key) or {}).cancel(project, job_id)
         return {}
@@ -289,9 +372,11 @@ class JobService:
             project, job_id = key
             spec = doc.get("trainingInput", {})
             adopted = False
-            # Count the slot before re-adopting: an adopted job may finish at once.
+            # Count the slot and what it holds before re-adopting: an adopted job may
+            # finish at once, and its runs take their GPUs from what it holds.
             with self._lock:
                 self._running.add((project, job_id))
+            self._hold_running((project, job_id), doc)
             try:
                 if self._batch is not None and doc.get("predictionInput") is not None:
                     adopted = self._batch.recover(
@@ -326,6 +411,7 @@ class JobService:
                 continue
             with self._lock:
                 self._running.discard((project, job_id))
+            self._placement.release((project, job_id))
             if doc.get("predictionInput") is not None and self._requeue((project, job_id)):
                 continue
             final = "CANCELLED" if doc.get("state") == "CANCELLING" else "FAILED"
@@ -338,8 +424,28 @@ class JobService:
             )
             self._end_identity((project, job_id))
         self._revoke_credentials_of_ended_jobs()
-        for key, _doc in self._repo.in_states(["QUEUED"]):
-            self._enqueue(tuple(key))
+        queued = sorted(self._repo.in_states(["QUEUED"]), key=lambda kd: _created(kd[1]))
+        for key, doc in queued:
+            try:
+                demand = self._demand(key[0], doc)
+            except ApiError as error:  # the machine changed while the server was down
+                self._repo.update(
+                    tuple(key),
+                    lambda d, m=error.message: (
+                        _finished(d, "FAILED", m) if d.get("state") == "QUEUED" else None
+                    ),
+                )
+                continue
+            self._enqueue(tuple(key), doc, demand)
+
+    def _hold_running(self, key: tuple[str, str], doc: Mapping[str, Any]) -> None:
+        """A re-adopted job holds what it asked for, and the GPUs it was given."""
+        try:
+            demand = self._demand(key[0], doc)
+        except ApiError:
+            demand = JobDemand(())  # its processes run all the same; count nothing
+        gpus = [int(index) for index in (doc.get(_PLACEMENT) or {}).get("gpus", [])]
+        self._placement.hold(key, demand, gpus)
 
     def _requeue(self, key: tuple[str, str]) -> bool:
         """A prediction job that had launched no worker yet runs again from the queue
@@ -365,6 +471,10 @@ class JobService:
 
     def stop(self) -> None:
         with self._lock:
+            self._stopping = True
+            for waiting in self._queue:
+                if waiting.timer is not None:
+                    waiting.timer.cancel()
             self._queue.clear()
         if self._tuning is not None:
             self._tuning.shutdown()  # first, so trials cut short count as interrupted
@@ -376,26 +486,93 @@ class JobService:
 
     # ----- scheduling --------------------------------------------------------------------
 
-    def _enqueue(self, key: tuple[str, ...]) -> None:
+    def _enqueue(self, key: tuple[str, ...], doc: Mapping[str, Any], demand: JobDemand) -> None:
+        """Put a QUEUED job in its place, arm its maxWaitTime, and start what fits."""
+        spec = doc.get("trainingInput") or {}
         with self._lock:
-            self._queue.append((key[0], key[1]))
+            if self._stopping:
+                return
+            self._sequence += 1
+            waiting = _Waiting((key[0], key[1]), priority(spec), self._sequence, demand)
+            place = next(
+                (i for i, w in enumerate(self._queue) if w.order > waiting.order), len(self._queue)
+            )
+            self._queue.insert(place, waiting)
+            if (limit := max_wait_seconds(spec)) is not None:
+                waited = (now() - _created(doc)).total_seconds()
+                waiting.timer = threading.Timer(
+                    max(0.0, limit - waited), self._waited_too_long, (waiting.key, limit)
+                )
+                waiting.timer.daemon = True
+                waiting.timer.start()
+        self._dispatch()
+
+    def _leave_queue(self, key: tuple[str, str]) -> _Waiting | None:
+        with self._lock:
+            waiting = next((w for w in self._queue if w.key == key), None)
+            if waiting is not None:
+                self._queue.remove(waiting)
+                if waiting.timer is not None:
+                    waiting.timer.cancel()
+            return waiting
+
+    def _waited_too_long(self, key: tuple[str, str], limit: float) -> None:
+        """`scheduling.maxWaitTime` passed while the job was still QUEUED: it fails, saying
+        what it waited for, and the jobs behind it move up."""
+        with self._lock:
+            ahead = next((i for i, w in enumerate(self._queue) if w.key == key), None)
+        waiting = self._leave_queue(key)
+        if waiting is None:
+            return  # started or cancelled meanwhile
+        capacity = self._placement.capacity
+        message = (
+            f"The job waited longer than scheduling.maxWaitTime ({limit:g}s) for room on this "
+            f"machine and was not started. It asks for {waiting.demand.total.describe()}; the "
+            f"machine offers {capacity.describe()}, and running jobs held "
+            f"{self._placement.in_use().describe()}"
+            + (f"; {ahead} queued jobs were ahead of it" if ahead else "")
+            + ". Submit it again when the machine is less busy, with a higher "
+            "scheduling.priority, or with a longer maxWaitTime."
+        )
+        self._repo.update(
+            key, lambda d: _finished(d, "FAILED", message) if d.get("state") == "QUEUED" else None
+        )
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Start queued jobs while there is room; the queue order is submission order."""
+        """Start queued jobs while what they ask for is free (and the running-job cap
+        allows), in queue order. A job that must wait keeps what it could use: those
+        behind it only start on the rest (cores while it waits for a GPU), so none of
+        them delays it (`Placement.admit_next`)."""
         while True:
             with self._lock:
-                if not self._queue or len(self._running) >= self._max_running:
+                if not self._queue or self._stopping:
                     return
-                key = self._queue.popleft()
+                if self._max_running is not None and len(self._running) >= self._max_running:
+                    return
+                admitted = self._placement.admit_next([(w.key, w.demand) for w in self._queue])
+                if admitted is None:
+                    return
+                place, allocation = admitted
+                chosen = self._queue.pop(place)
+                if chosen.timer is not None:
+                    chosen.timer.cancel()
+                key = chosen.key
                 self._running.add(key)
-            # Claim the job in one atomic step, so a cancel landing now wins cleanly.
-            doc = self._repo.update(
-                key, lambda d: {**d, "state": "PREPARING"} if d.get("state") == "QUEUED" else None
-            )
+            gpus = list(allocation.gpus)
+
+            # Claim the job in one atomic step, so a cancel landing now wins cleanly. The
+            # GPUs it holds are kept, so a restart can give them back to it.
+            def claim(d: dict[str, Any], gpus: list[int] = gpus) -> dict[str, Any] | None:
+                if d.get("state") != "QUEUED":
+                    return None
+                return {**d, "state": "PREPARING", _PLACEMENT: {"gpus": gpus}}
+
+            doc = self._repo.update(key, claim)
             if doc is None or doc.get("state") != "PREPARING":
                 with self._lock:
                     self._running.discard(key)
+                self._placement.release(key)
                 continue
             try:
                 self._engine(doc).start(
@@ -480,6 +657,7 @@ class JobService:
             finally:
                 with self._lock:
                     self._running.discard(key)
+                self._placement.release(key)
                 self._dispatch()
 
         return on_finished
@@ -489,9 +667,12 @@ class JobService:
         if rendered.get("state") == "QUEUED":
             key = (project, doc.get("jobId"))
             with self._lock:
-                position = next((i for i, k in enumerate(self._queue) if k == key), None)
-            if position:
-                rendered["jobPosition"] = str(position)
+                place = next((i for i, w in enumerate(self._queue) if w.key == key), None)
+            if place is not None:
+                # AI Platform's jobPosition: positive while queued (1 starts next).
+                rendered["jobPosition"] = str(place + 1)
+        if (replicas := self._runner.replica_states(project, str(doc.get("jobId")))) is not None:
+            rendered["cairnReplicas"] = replicas  # as the training runner recorded them
         return rendered
 
 
@@ -499,6 +680,18 @@ class _Outcome:
     def __init__(self, state: str, error_message: str | None) -> None:
         self.state = state
         self.error_message = error_message
+
+
+# Cairn's note in a job's document of the GPU indices it holds (never rendered).
+_PLACEMENT = "_placement"
+
+
+def _created(doc: Mapping[str, Any]) -> datetime:
+    """When the job was created (maxWaitTime counts from then; restarts keep the order)."""
+    try:
+        return datetime.fromisoformat(str(doc["createTime"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return now()
 
 
 def _finished(doc: dict[str, Any], state: str, message: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from cairn.services.request_paths import RequestPaths
 from cairn.services.studies import StudyService
 from cairn.services.tuning_jobs import TrialRunner, TuningJobs
 from cairn.services.versions import VersionService
+from cairn.training.capacity import MachineCapacity, Placement, PlacingRunner, detect_capacity
 from cairn.tuning.early_stopping import should_stop
 from cairn.tuning.strategies import strategy_for
 
@@ -65,7 +66,7 @@ def build_platform(
     serving: Any,
     *,
     models_root: Path,
-    max_running_jobs: int = 4,
+    max_running_jobs: int | None = None,
     max_nodes_per_version: int = 8,
     max_replicas: int = DEFAULT_MAX_REPLICAS,
     local_roots: Sequence[Path] = (),
@@ -77,6 +78,8 @@ def build_platform(
     prediction_log_max_total_rows: int = 2_000_000,
     prediction_log_retention_days: float = 30.0,
     batch_engine: BatchEngine | None = None,
+    capacity: MachineCapacity | None = None,
+    min_max_wait_seconds: float = 1800.0,
 ) -> Platform:
     """Wire the services; `token_uri` (the server's `/token`) enables jobs' credentials."""
     paths = RequestPaths(local_roots)
@@ -99,15 +102,20 @@ def build_platform(
         # packageUris of versions share the training jobs' environment cache.
         environments=getattr(runner, "environments", None),
     )
+    # Jobs and their tuning trials take their GPUs from one ledger of the machine.
+    placement = Placement(capacity or detect_capacity())
+    placing = PlacingRunner(runner, placement)
     jobs = JobService(
         store.jobs,
         projects,
-        runner,
+        placing,
+        placement=placement,
+        min_max_wait_seconds=min_max_wait_seconds,
         max_running_jobs=max_running_jobs,
         max_replicas=max_replicas,
         paths=paths,
         credentials=None if token_uri is None else JobCredentialIssuer(identity, token_uri),
-        tuning=TuningJobs(store.jobs, runner),
+        tuning=TuningJobs(store.jobs, placing),
         batch=(
             None
             if batch_engine is None
