@@ -10,6 +10,9 @@ from cairn.domain.errors import invalid_field
 from cairn.services.access import Principal
 from cairn.services.platform import Platform
 
+# Task names are `<role>-replica-<index>` or `service`; anything longer names nothing.
+_MAX_TASK_NAME = 128
+
 
 def register(router: Router, platform: Platform) -> None:
     jobs = platform.jobs
@@ -57,11 +60,18 @@ def register(router: Router, platform: Platform) -> None:
         )
 
     async def logs(call: Call) -> Reply:
-        return Reply.json(
-            await in_thread(
-                jobs.read_logs, call.params["project"], call.params["job"], call.arg("cursor")
-            )
+        """Cairn's log reader: `?cursor=` goes on from an earlier batch; `?taskName=` keeps
+        one replica's lines (`master-replica-0`, `worker-replica-1`, `service`), as gcloud's
+        `stream-logs --task-name` does. Lines come in the order they were written."""
+        task_name = call.arg("taskName") or None
+        if task_name is not None and len(task_name) > _MAX_TASK_NAME:
+            raise invalid_field("task_name", "Give a replica's task name, e.g. worker-replica-1.")
+        batch = await in_thread(
+            jobs.read_logs, call.params["project"], call.params["job"], call.arg("cursor")
         )
+        if task_name is not None:
+            batch["entries"] = [e for e in batch["entries"] if e.get("taskName") == task_name]
+        return Reply.json(batch)
 
     router.add("POST", "/v1/projects/{project}/jobs", create, needs("ml.jobs.create", project))
     router.add("GET", "/v1/projects/{project}/jobs", list_jobs, needs("ml.jobs.list", project))

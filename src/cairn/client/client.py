@@ -217,10 +217,17 @@ class CairnClient:
             headers={"Content-Type": "application/octet-stream"},
         )
 
-    def read_job_logs(self, job_id: str, cursor: str | None = None) -> Json:
-        """One batch of a job's log lines: `{"entries": [...], "cursor", "jobState"}`."""
-        params = {"cursor": cursor} if cursor else None
-        return self._call("GET", f"cairn/v1/{self.project_name}/jobs/{job_id}/logs", params=params)
+    def read_job_logs(
+        self, job_id: str, cursor: str | None = None, task_name: str | None = None
+    ) -> Json:
+        """One batch of a job's log lines: `{"entries": [...], "cursor", "jobState"}`;
+        `task_name`: only that replica's (e.g. `worker-replica-1`, or `service`)."""
+        params = {"cursor": cursor} if cursor else {}
+        if task_name:
+            params["taskName"] = task_name
+        return self._call(
+            "GET", f"cairn/v1/{self.project_name}/jobs/{job_id}/logs", params=params or None
+        )
 
     def prediction_log_entries(
         self,

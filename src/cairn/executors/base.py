@@ -33,6 +33,9 @@ class LaunchSpec:
     # Who the replica runs as (None: the executor's default); it owns `cwd`, the exit
     # file's directory and the two log files, and nobody else may touch them.
     run_as: RunAs | None = None
+    # Where the arrival time of each write to `log_path` is recorded (None: nowhere), so
+    # the logs of a job's replicas can be read in time order (`cairn.training.logs`).
+    times_path: Path | None = None
 
 
 @dataclass(frozen=True)

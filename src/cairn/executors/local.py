@@ -39,6 +39,7 @@ def shim_argv(spec: LaunchSpec) -> list[str]:
         str(spec.stderr_path),
         "--exit-file",
         str(spec.exit_path),
+        *(["--times", str(spec.times_path)] if spec.times_path is not None else []),
         "--",
         *spec.argv,
     ]
@@ -108,8 +109,9 @@ class LocalProcessExecutor(Executor):
         self._run_as = run_as
 
     def launch(self, spec: LaunchSpec) -> LocalProcess:
-        for path in (spec.log_path, spec.stderr_path, spec.exit_path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        for path in (spec.log_path, spec.stderr_path, spec.exit_path, spec.times_path):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
         spec.exit_path.unlink(missing_ok=True)
         spec.cwd.mkdir(parents=True, exist_ok=True)
         run_as = spec.run_as or self._run_as
@@ -144,7 +146,9 @@ class LocalProcessExecutor(Executor):
         run_as.open_the_way()
         for directory in (spec.cwd, spec.exit_path.parent):
             run_as.give(directory, 0o700)
-        for log in (spec.log_path, spec.stderr_path):
+        for log in (spec.log_path, spec.stderr_path, spec.times_path):
+            if log is None:
+                continue
             log.touch()
             run_as.give(log, 0o600)
             run_as.grant(log.parent, SEARCH)  # to open the log, not to list or change it

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -34,7 +35,9 @@ _CHUNK = 65536
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _copy(source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock) -> None:
+def _copy(
+    source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock, times: BinaryIO | None = None
+) -> None:
     """Copy whole lines (or a full chunk of one endless line) so streams interleave cleanly."""
     read = getattr(source, "read1", source.read)
     pending = b""
@@ -45,17 +48,26 @@ def _copy(source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock) -> None
             if len(pending) < _CHUNK:
                 continue
             cut = len(pending)
-        _write(sinks, pending[:cut], lock)
+        _write(sinks, pending[:cut], lock, times)
         pending = pending[cut:]
     if pending:
-        _write(sinks, pending, lock)
+        _write(sinks, pending, lock, times)
 
 
-def _write(sinks: list[BinaryIO], data: bytes, lock: threading.Lock) -> None:
+def _write(
+    sinks: list[BinaryIO], data: bytes, lock: threading.Lock, times: BinaryIO | None = None
+) -> None:
     with lock:
+        # When the bytes of the log (the first sink) up to here arrived: readers merge the
+        # logs of a job's replicas in time order by these stamps. Taken before the write,
+        # so a line another replica prints after seeing this one in the log stamps later.
+        arrived = time.time()
         for sink in sinks:
             sink.write(data)
             sink.flush()
+        if times is not None:
+            times.write(f"{sinks[0].tell()} {arrived:.6f}\n".encode())
+            times.flush()
 
 
 def _adopt_orphans() -> None:
@@ -82,11 +94,22 @@ def _end_leftovers(grace_s: float = 2.0) -> None:
     psutil.wait_procs(alive, timeout=grace_s)
 
 
-def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> int:
+def run(
+    argv: list[str],
+    log_path: Path,
+    stderr_path: Path,
+    exit_path: Path,
+    times_path: Path | None = None,
+) -> int:
     """Run `argv`, capture its output, record and return its exit code."""
     lock = threading.Lock()
     _adopt_orphans()
-    with open(log_path, "ab") as log, open(stderr_path, "ab") as err:
+    with (
+        open(log_path, "ab") as log,
+        open(stderr_path, "ab") as err,
+        open(times_path or os.devnull, "ab") as times,
+    ):
+        stamps = times if times_path is not None else None
         try:
             child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
@@ -109,8 +132,10 @@ def run(argv: list[str], log_path: Path, stderr_path: Path, exit_path: Path) -> 
         signal.signal(signal.SIGINT, forward)
         assert child.stdout is not None and child.stderr is not None
         readers = [
-            threading.Thread(target=_copy, args=(child.stdout, [log], lock), daemon=True),
-            threading.Thread(target=_copy, args=(child.stderr, [log, err], lock), daemon=True),
+            threading.Thread(target=_copy, args=(child.stdout, [log], lock, stamps), daemon=True),
+            threading.Thread(
+                target=_copy, args=(child.stderr, [log, err], lock, stamps), daemon=True
+            ),
         ]
         for reader in readers:
             reader.start()
@@ -136,12 +161,13 @@ def main() -> None:
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--stderr-log", type=Path, required=True)
     parser.add_argument("--exit-file", type=Path, required=True)
+    parser.add_argument("--times", type=Path, help="where to stamp the log's arrival times")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the replica command after --")
-    code = run(command, args.log, args.stderr_log, args.exit_file)
+    code = run(command, args.log, args.stderr_log, args.exit_file, args.times)
     # Mirror the user command's status, signals as 128+N like a shell does.
     sys.exit(code if code >= 0 else 128 - code)
 

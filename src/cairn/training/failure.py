@@ -24,7 +24,10 @@ def stderr_tail(stderr_path: str | Path, lines: int = STDERR_TAIL_LINES) -> str:
     return b"".join(tail).decode(errors="replace").rstrip("\n")
 
 
-def replica_failure_message(task_name: str, code: int, stderr_path: str | Path) -> str:
+def replica_failure_message(
+    task_name: str, code: int, stderr_path: str | Path, *, restarts: int = 0
+) -> str:
+    """`restarts`: how often the replica had been restarted after crashing before."""
     who = f"The replica {_replica_words(task_name)}"
     if code < 0:
         try:
@@ -34,6 +37,8 @@ def replica_failure_message(task_name: str, code: int, stderr_path: str | Path) 
         head = f"{who} was ended by {name}."
     else:
         head = f"{who} exited with a non-zero status of {code}."
+    if restarts:
+        head += f" It had been restarted {restarts} times, the most Cairn allows."
     tail = stderr_tail(stderr_path)
     if not tail:
         return head + " It wrote nothing to stderr."

@@ -12,11 +12,17 @@ stays the server's (its run record, logs and job files) and only the job's uid m
 through it; that uid owns the working directory `work/`, the exit files' directory, the log
 files, the metric file's directory and the job files. Other jobs, though in the same group,
 can neither list nor open any of it.
+
+A worker or evaluator that crashes while the primary runs is restarted on its own port,
+a bounded number of times (`training.restarts`), with a line in the job's service log;
+the run record keeps each replica's state and restart count, so this holds across a
+server restart too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -41,13 +47,20 @@ from cairn.executors import (
 )
 from cairn.executors.acl import SEARCH, grant_group, group_grant, remove_default, revoke_user
 from cairn.training.cluster import ClusterSpec, ReplicaSpec, cluster_for
+from cairn.training.containers import ContainerReplicas
 from cairn.training.environments import (
     EnvironmentBuildCancelled,
     EnvironmentBuildError,
     EnvironmentCache,
 )
-from cairn.training.failure import replica_failure_message
-from cairn.training.logs import log_paths, read_job_logs, service_log_path
+from cairn.training.logs import (
+    log_paths,
+    read_job_logs,
+    service_log_path,
+    stamp_log,
+    times_path,
+    write_service_line,
+)
 from cairn.training.replica_command import (
     LocalPaths,
     RunContext,
@@ -55,7 +68,25 @@ from cairn.training.replica_command import (
     replica_argv,
     replica_env,
 )
-from cairn.training.run_state import RunState, clear_run_state, read_run_state, write_run_state
+from cairn.training.restarts import (
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_DELAY_S,
+    final_failure_message,
+    may_restart,
+    restart_line,
+)
+from cairn.training.run_state import (
+    FAILED,
+    RESTARTING,
+    RUNNING,
+    STOPPED,
+    SUCCEEDED,
+    ReplicaStatus,
+    RunState,
+    clear_run_state,
+    read_run_state,
+    write_run_state,
+)
 from cairn.training.scheduling import max_running_seconds
 
 log = logging.getLogger(__name__)
@@ -66,6 +97,8 @@ FOREIGN_HOME_MESSAGE = (
     "copy of it); they were left alone. Submit the job again under a new job id."
 )
 _POLL_S = 0.2
+# How long after its stamp a log line of a running job is handed out (`read_job_logs`).
+_LOG_SETTLE_S = 0.5
 # Names in a job directory that belong to the run itself, never to a job file.
 _RUN_ENTRIES = frozenset({"run.json", "logs", "exit", "work", "trials", "hypertune"})
 
@@ -96,6 +129,13 @@ class _Run:
     replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
     thread: threading.Thread | None = None
     run_as: RunAs | None = None  # the job's own identity (None: the server's user)
+    environment: Any = None  # the package environment, once prepared (see _environment_for)
+    run_state: RunState | None = None  # the run record, once every replica has launched
+    restart_due: dict[str, float] = field(default_factory=dict)  # task name -> monotonic time
+
+    def status(self, task_name: str) -> ReplicaStatus:
+        assert self.run_state is not None
+        return self.run_state.status.setdefault(task_name, ReplicaStatus())
 
 
 class TrainingRunner:
@@ -113,11 +153,17 @@ class TrainingRunner:
         identities: UidAllocator | None = None,
         home_id: str | None = None,
         api_url: str | None = None,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        restart_delay_s: float = DEFAULT_RESTART_DELAY_S,
+        container_engine: str | None = None,
     ) -> None:
         """`identities`: where each job's uid (and each build's) comes from (None: pip and
         replicas run as this process's user). `home_id`: the identity of the home, kept in
         run records so a copy of the home never adopts the original's replicas. `api_url`:
-        given to replicas as CAIRN_API."""
+        given to replicas as CAIRN_API. `max_restarts`: how often one worker or evaluator
+        is restarted after crashing (0: never, its crash fails the job), `restart_delay_s`
+        after the crash. `container_engine`: what runs custom containers (imageUri; see
+        training/containers.py): podman, docker, a path, or None for whichever is installed."""
         self.jobs_root = jobs_root
         self.environments = EnvironmentCache(envs_root, pip_args, identities=identities)
         self._storage = storage
@@ -126,6 +172,9 @@ class TrainingRunner:
         self._home_id = home_id
         self._api_url = api_url
         self._grace_s = grace_s
+        self._max_restarts = max(0, max_restarts)
+        self._restart_delay_s = max(0.0, restart_delay_s)
+        self.containers = ContainerReplicas(container_engine)
         self._runs: dict[RunKey, _Run] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -149,8 +198,10 @@ class TrainingRunner:
         `extra_env` is set in every replica's environment (AI Platform's variables win).
         """
         try:
-            python_module(training_input)
-            package_files = self._package_files(training_input)
+            containers = self.containers.runs(training_input)  # images instead of packages
+            if not containers:
+                python_module(training_input)
+            package_files = [] if containers else self._package_files(training_input)
             run_as = self._job_identity(project, job_id)
             context = self._context(
                 project, job_id, training_input, trial_id, extra_args, extra_env
@@ -233,7 +284,20 @@ class TrainingRunner:
             )
             self._deliver_later(run, recorded)
             return True
+        if state.cluster is not None:
+            # The replicas' own ports, a trial's parameters and the job's variables: a worker
+            # restarted from here gets the command line and TF_CONFIG it had.
+            run.context = dataclasses.replace(
+                context,
+                cluster=state.cluster,
+                extra_args=tuple(state.extra_args),
+                extra_env={**context.extra_env, **state.extra_env},
+            )
+        run.run_state = state
         for record in state.replicas:
+            if state.status.get(record.name, ReplicaStatus()).state == RESTARTING:
+                # Its crash was counted and logged; only the new process was not launched.
+                run.restart_due[record.name] = time.monotonic()
             run.replicas[record.name] = self._executor.adopt(record) or _Vanished(record.name)
         self._register(run)
         run.thread = threading.Thread(
@@ -244,6 +308,11 @@ class TrainingRunner:
         )
         run.thread.start()
         return True
+
+    def check_containers(self, training_input: Mapping[str, Any]) -> None:
+        """Refuse at create a custom-container job this machine cannot run: bad container
+        fields (INVALID_ARGUMENT), no working Podman or Docker (FAILED_PRECONDITION)."""
+        self.containers.check(training_input)
 
     def write_job_file(self, project: str, job_id: str, name: str, data: bytes) -> Path:
         """Write `data` to `<job dir>/<name>` for the job's replicas, and return its path.
@@ -311,10 +380,40 @@ class TrainingRunner:
         self._identities.release(owner)
 
     def read_logs(
-        self, project: str, job_id: str, cursor: str | None
+        self, project: str, job_id: str, cursor: str | None, task_name: str | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """New log lines of every replica since `cursor`, and the next cursor."""
-        return read_job_logs(self.jobs_root / project / job_id, cursor)
+        """New log lines since `cursor`, of every replica and the service (or only of
+        `task_name`) in the order they were written, and the next cursor."""
+        # While replicas run, a line's stamp may precede its write by a moment.
+        settle_s = _LOG_SETTLE_S if self._matching(project, job_id, None) else 0.0
+        return read_job_logs(
+            self.jobs_root / project / job_id, cursor, task_name=task_name, settle_s=settle_s
+        )
+
+    def replica_states(self, project: str, job_id: str) -> list[dict[str, Any]] | None:
+        """Each replica's state, restart count and last exit code (`Job.cairnReplicas`),
+        from the job's run record; None before its replicas launch (and for tuning and
+        prediction jobs, whose runs are recorded elsewhere)."""
+        try:
+            state = read_run_state(self.jobs_root / project / job_id)
+        except OSError:
+            return None
+        if state is None or not state.status:
+            return None
+        # The cluster's order: the primary, workers, parameter servers, evaluators.
+        order = [r.task_name for r in state.cluster.replicas] if state.cluster else []
+        rendered = []
+        for name, status in sorted(
+            state.status.items(),
+            key=lambda item: order.index(item[0]) if item[0] in order else len(order),
+        ):
+            replica: dict[str, Any] = {"taskName": name, "state": status.state}
+            if status.restart_count:
+                replica["restartCount"] = status.restart_count
+            if status.exit_code is not None:
+                replica["exitCode"] = status.exit_code
+            rendered.append(replica)
+        return rendered
 
     def shutdown(self) -> None:
         """Server stopping: end all runs; each reports FAILED with `SHUTDOWN_MESSAGE`."""
@@ -443,25 +542,25 @@ class TrainingRunner:
         outcome: RunOutcome | None = None
         try:
             self._notify(run.on_state, "PREPARING")
-            environment = self.environments.ensure(
-                package_files, log_path=service_log_path(context.run_dir), cancelled=run.stop
-            )
+            environment = self._environment_for(run, package_files)
             primary = context.cluster.primary
             # Everything else first, the primary last: it usually waits for the others.
             for replica in sorted(context.cluster.replicas, key=lambda r: r is primary):
                 if run.stop.is_set():
                     break
                 run.replicas[replica.task_name] = self._launch(run, replica, environment)
-            write_run_state(
-                context.run_dir,
-                RunState(
-                    primary=primary.task_name,
-                    replicas=[p.record for p in run.replicas.values()],
-                    trial_id=context.trial_id,
-                    home_id=self._home_id,
-                    uid=run.run_as.uid if run.run_as is not None else None,
-                ),
+            run.run_state = RunState(
+                primary=primary.task_name,
+                replicas=[],
+                trial_id=context.trial_id,
+                home_id=self._home_id,
+                uid=run.run_as.uid if run.run_as is not None else None,
+                cluster=context.cluster,
+                status={name: ReplicaStatus() for name in run.replicas},
+                extra_args=list(context.extra_args),
+                extra_env=dict(context.extra_env),
             )
+            self._save(run)
             if not run.stop.is_set():
                 self._notify(run.on_state, "RUNNING")
             outcome = self._watch(run, primary.task_name)
@@ -497,8 +596,37 @@ class TrainingRunner:
         run.thread = threading.Thread(target=deliver, name=f"cairn-run-{run.key[1]}", daemon=True)
         run.thread.start()
 
+    def _environment_for(self, run: _Run, package_files: list[Path] | None = None) -> Any:
+        """The run's package environment, prepared once (pip's output in the service log).
+
+        A run adopted after a server restart prepares it only when a replica is restarted:
+        the environment is cached, so that finds it again.
+        """
+        if self.containers.runs(run.context.training_input):
+            return None  # a custom container brings its own
+        if run.environment is None:
+            files = package_files or self._package_files(run.context.training_input)
+            log_path = service_log_path(run.context.run_dir)
+            try:
+                spec = run.context.training_input  # runtimeVersion: docs/runtimes.md
+                run.environment = self.environments.ensure(
+                    files,
+                    log_path=log_path,
+                    cancelled=run.stop,
+                    runtime_version=spec.get("runtimeVersion"),
+                    python_version=spec.get("pythonVersion"),
+                )
+            finally:
+                stamp_log(log_path)  # pip wrote there: its lines come before any replica's
+        return run.environment
+
     def _launch(self, run: _Run, replica: ReplicaSpec, environment: Any) -> ReplicaProcess:
+        """Launch one replica; a restart after a crash comes here again, with the same
+        `replica` (so the same port and TF_CONFIG)."""
         context = run.context
+        if self.containers.runs(context.training_input):  # training/containers.py
+            spec = self.containers.launch_spec(context, replica, run.run_as, self._storage)
+            return self._executor.launch(spec)
         log_path, stderr_path = log_paths(context.run_dir, replica.task_name)
         env = replica_env(context, replica, environment, run_as=run.run_as)
         if run.run_as is not None:
@@ -515,38 +643,57 @@ class TrainingRunner:
                 stderr_path=stderr_path,
                 exit_path=context.run_dir / "exit" / f"{replica.task_name}.code",
                 run_as=run.run_as,
+                times_path=times_path(log_path),
             )
         )
 
     def _watch(self, run: _Run, primary: str) -> RunOutcome:
-        """Poll the replicas until the primary succeeds, any replica fails, or a stop."""
+        """Poll the replicas until the primary succeeds, a replica fails for good, or a stop.
+
+        A worker or evaluator that crashes is restarted while it has restarts left
+        (`_restart_later`); any other non-zero exit ends the job.
+        """
         deadline: float | None = max_running_seconds(run.context.training_input)
         started = time.monotonic()
         # The primary first: when several replicas ended at once (or while the server was
         # down), the primary's exit decides the outcome.
-        pending = dict(sorted(run.replicas.items(), key=lambda item: item[0] != primary))
+        pending = {
+            name: process
+            for name, process in sorted(run.replicas.items(), key=lambda item: item[0] != primary)
+            if name not in run.restart_due
+        }
         while True:
             if run.stop.is_set():
                 self._end_all(run)
                 return self._stopped_outcome(run)
             for name, process in list(pending.items()):
+                lost: str | None = None
                 try:
                     code = process.poll()
+                    if code is None:
+                        continue
                 except ReplicaLost as exc:
-                    self._end_all(run)
-                    return RunOutcome("FAILED", str(exc))
-                if code is None:
-                    continue
+                    code, lost = None, str(exc)
                 del pending[name]
-                if code != 0:
-                    self._end_all(run)
-                    return RunOutcome(
-                        "FAILED", replica_failure_message(name, code, process.record.stderr_path)
-                    )
-                if name == primary:
-                    self._end_all(run)  # parameter servers never exit on their own
-                    return RunOutcome("SUCCEEDED")
-            if not pending:
+                if code == 0:
+                    self._set_status(run, name, SUCCEEDED, 0)
+                    if name == primary:
+                        self._end_all(run)  # parameter servers never exit on their own
+                        return RunOutcome("SUCCEEDED")
+                    continue
+                if self._restart_later(run, name, primary, code, process):
+                    continue
+                self._set_status(run, name, FAILED, code)
+                self._end_all(run)
+                restarts = run.status(name).restart_count if run.run_state is not None else 0
+                stderr_path = process.record.stderr_path
+                return RunOutcome(
+                    "FAILED", final_failure_message(name, code, stderr_path, restarts, lost)
+                )
+            now = time.monotonic()
+            for name in [n for n, due in run.restart_due.items() if due <= now]:
+                pending[name] = self._restart(run, name)
+            if not pending and not run.restart_due:
                 return RunOutcome("FAILED", f"Replica {primary} is not part of the run.")
             if deadline is not None and time.monotonic() - started > deadline:
                 self._end_all(run)
@@ -556,6 +703,64 @@ class TrainingRunner:
                     "and was stopped.",
                 )
             run.stop.wait(_POLL_S)
+
+    def _restart_later(
+        self, run: _Run, name: str, primary: str, code: int | None, process: ReplicaProcess
+    ) -> bool:
+        """Count, log and schedule the restart of a crashed replica, if it may restart."""
+        record = run.run_state
+        if record is None or record.cluster is None:
+            return False  # a run recorded by an older server: its ports are unknown
+        status = run.status(name)
+        if not may_restart(name, primary, status.restart_count, self._max_restarts):
+            return False
+        # A lost replica may have left processes behind, holding its port.
+        process.terminate(self._grace_s)
+        status.restart_count += 1
+        status.state, status.exit_code = RESTARTING, code
+        write_service_line(
+            run.context.run_dir,
+            restart_line(name, code, status.restart_count, self._max_restarts),
+        )
+        self._save(run)
+        run.restart_due[name] = time.monotonic() + self._restart_delay_s
+        return True
+
+    def _restart(self, run: _Run, name: str) -> ReplicaProcess:
+        """Launch a crashed replica again, as it was launched the first time."""
+        del run.restart_due[name]
+        replica = next(r for r in run.context.cluster.replicas if r.task_name == name)
+        try:
+            process = self._launch(run, replica, self._environment_for(run))
+        except Exception as exc:
+            raise RuntimeError(f"restarting replica {name} failed: {exc}") from exc
+        run.replicas[name] = process
+        status = run.status(name)
+        status.state, status.exit_code = RUNNING, None  # why it restarted: the service log
+        # A crash right here would leave the new process unrecorded (as at first launch).
+        self._save(run)
+        return process
+
+    def _set_status(self, run: _Run, name: str, state: str, code: int | None) -> None:
+        if run.run_state is None:
+            return
+        status = run.status(name)
+        status.state, status.exit_code = state, code
+        self._save(run)
+
+    def _save(self, run: _Run) -> None:
+        """Write the run record as it stands: every replica's process and state."""
+        if run.run_state is None:
+            return
+        run.run_state.replicas = [p.record for p in run.replicas.values()]
+        write_run_state(run.context.run_dir, run.run_state)
+
+    @staticmethod
+    def _exit_code(process: ReplicaProcess | None) -> int | None:
+        try:
+            return process.poll() if process is not None else None
+        except ReplicaLost:
+            return None
 
     def _stopped_outcome(self, run: _Run) -> RunOutcome:
         if run.stop_reason == "shutdown":
@@ -574,8 +779,13 @@ class TrainingRunner:
             thread.join()
 
     def _record_and_deliver(self, run: _Run, outcome: RunOutcome) -> None:
-        state = read_run_state(run.context.run_dir)
+        state = run.run_state or read_run_state(run.context.run_dir)
         if state is not None:
+            for name, status in state.status.items():
+                if status.state in (RUNNING, RESTARTING):
+                    # Done by itself just as the job ended, or ended by Cairn with the job.
+                    done = self._exit_code(run.replicas.get(name)) == 0
+                    status.state, status.exit_code = (SUCCEEDED, 0) if done else (STOPPED, None)
             state.outcome = {
                 "state": outcome.state,
                 "error_message": outcome.error_message,
