@@ -59,7 +59,7 @@ def test_custom_counts_may_be_strings_and_evaluators_have_no_port() -> None:
 
 
 def test_ports_handed_out_twice_are_skipped() -> None:
-    ports = iter([7000, 7000, 7001, 7001, 7002])
+    ports = iter([7000, 7000, 7001, 7001, 7002, 7003])
     spec = {"scaleTier": "CUSTOM", "workerCount": "2"}
     cluster = cluster_for(spec, lambda: next(ports))
     assert [r.port for r in cluster.replicas] == [7000, 7001, 7002]

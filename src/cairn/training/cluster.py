@@ -2,6 +2,14 @@
 
 Every job is a `ClusterSpec`, even a BASIC one (a cluster of one master), so distributed
 jobs and single-replica jobs go through the same launch, watch and cancel code.
+
+Besides TF_CONFIG, the master and the workers get the variables of XGBoost's collective in
+the DMLC convention (dmlc-submit's, which XGBoost's trackers grew up with): the tracker's
+host and port (a port reserved for the job, on the primary's host), the number of members
+and the member's rank (master 0, worker i is i + 1). Cairn does not run the tracker: a
+trainer that wants the collective starts `xgboost.tracker.RabitTracker` on rank 0 and joins
+with `xgboost.collective.CommunicatorContext` (examples/xgboost_distributed shows the few
+lines); a trainer that ignores the variables is unaffected.
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ class ClusterSpec:
 
     replicas: tuple[ReplicaSpec, ...]
     primary_type: str  # "chief" (TF 2 runtimes) or "master" in TF_CONFIG
+    # Where the primary's XGBoost tracker listens (None: no collective, e.g. a record
+    # written before there was one).
+    tracker_port: int | None = None
 
     @property
     def primary(self) -> ReplicaSpec:
@@ -66,6 +77,31 @@ class ClusterSpec:
                 continue
             cluster.setdefault(self.task_type(replica), []).append(replica.address)
         return cluster
+
+    def collective_members(self) -> list[ReplicaSpec]:
+        """The replicas in XGBoost's collective, in rank order: the master, then the workers."""
+        return [r for r in self.replicas if r.role == MASTER] + [
+            r for r in self.replicas if r.role == WORKER
+        ]
+
+    def xgboost_env(self, replica: ReplicaSpec) -> dict[str, str]:
+        """The DMLC variables of `replica`'s membership in XGBoost's collective.
+
+        Empty for parameter servers and evaluators (they are not members) and for a cluster
+        without a tracker port. DMLC_TASK_ID is the rank as a decimal string; a tracker
+        started with `sortby="task"` orders members by it as text, so the master (0) is
+        always rank 0, while the collective's own `get_rank()` is what shards data.
+        """
+        members = self.collective_members()
+        if self.tracker_port is None or replica not in members:
+            return {}
+        return {
+            "DMLC_TRACKER_URI": LOOPBACK,  # the primary's host
+            "DMLC_TRACKER_PORT": str(self.tracker_port),
+            "DMLC_NUM_WORKER": str(len(members)),
+            "DMLC_TASK_ID": str(members.index(replica)),
+            "DMLC_ROLE": "worker",  # every member is a worker in the collective's terms
+        }
 
     def tf_config(
         self,
@@ -97,6 +133,8 @@ def primary_type(training_input: Mapping[str, Any]) -> str:
     """`chief` for runtime versions 2.1 and later (or unset), `master` for older ones."""
     if training_input.get("useChiefInTfConfig"):
         return "chief"
+    if (training_input.get("masterConfig") or {}).get("imageUri"):
+        return "master"  # AI Platform's custom containers (reference §3.3)
     version = str(training_input.get("runtimeVersion") or "").strip()
     if not version:
         return "chief"
@@ -170,4 +208,7 @@ def cluster_for(
     replicas += [ReplicaSpec(WORKER, i, distinct_port()) for i in range(workers)]
     replicas += [ReplicaSpec(PS, i, distinct_port()) for i in range(ps)]
     replicas += [ReplicaSpec(EVALUATOR, i, None) for i in range(evaluators)]
-    return ClusterSpec(tuple(replicas), primary_type(training_input))
+    # Reserved for every job, like the replicas' ports: Cairn cannot know whether the
+    # trainer uses XGBoost, and a probe costs microseconds.
+    tracker_port = distinct_port()
+    return ClusterSpec(tuple(replicas), primary_type(training_input), tracker_port)
