@@ -116,8 +116,6 @@ def main() -> None:
         "--module-name", "trainer.task",
         "--job-dir", f"gs://quickstart/jobs/{job}",
         "--region", "us-central1",
-        "--runtime-version", "2.11",
-        "--python-version", "3.7",
         "--stream-logs",
         "--", "--train-file", "gs://quickstart/data/iris.csv",
         env=env,
@@ -159,7 +157,6 @@ def main() -> None:
         "--model", "iris",
         "--origin", f"gs://quickstart/jobs/{tuning_job}/{best['trialId']}/model",
         "--framework", "scikit-learn",
-        "--runtime-version", "2.11",
         env=env,
     )  # fmt: skip
     if exists.returncode == 0:

@@ -27,6 +27,7 @@ from cairn.serving.manager import ScalingPolicy
 from cairn.storage import BucketStorage
 from cairn.store import MetadataStore
 from cairn.training import TrainingRunner
+from cairn.training.capacity import machine_capacity
 
 log = logging.getLogger("cairn.server")
 
@@ -125,10 +126,14 @@ def build_app(
         identities=identities,
         home_id=home_id(settings.home),
         api_url=settings.api_url,
+        max_restarts=settings.max_replica_restarts,
+        container_engine=settings.container_engine,
     )
+    runner.environments.use_runtimes(settings.runtimes_root)  # docs/runtimes.md
     serving = ServingManager(
         settings.home / "serving",
         identities=identities,
+        api_url=settings.api_url,
         scaling=ScalingPolicy(
             target_in_flight=settings.autoscale_target_in_flight,
             idle_seconds=settings.autoscale_idle_seconds,
@@ -142,6 +147,8 @@ def build_app(
         serving,
         models_root=settings.models_root,
         max_running_jobs=settings.max_running_jobs,
+        capacity=machine_capacity(settings),  # docs/scheduling.md
+        min_max_wait_seconds=settings.min_max_wait_seconds,
         max_nodes_per_version=settings.max_nodes_per_version,
         max_replicas=settings.max_replicas,
         local_roots=settings.local_roots,
@@ -156,6 +163,9 @@ def build_app(
             settings.jobs_root, identities=identities, home_id=home_id(settings.home)
         ),
     )
+    if settings.environment_retention_days > 0:
+        # Only now: the versions service has said which environments deployed models hold.
+        runner.environments.start_collector(settings.environment_retention_days * 86400)
     # The owner's credential exists before the first request, so the local CLI finds it.
     platform.identity.ensure_owner_credential(settings.owner_credential, settings.token_uri)
     app = create_app(
@@ -173,6 +183,7 @@ def build_app(
             platform.stop()
         finally:
             serving.shutdown()
+            runner.environments.stop_collector()
             store.close()
 
     app_any: Any = app
