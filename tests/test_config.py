@@ -43,3 +43,15 @@ def test_the_environment_sets_the_uids_user_code_runs_as(
         monkeypatch.setenv("CAIRN_RUN_UID_RANGE", wrong)
         with pytest.raises(ValueError, match="CAIRN_RUN_UID_RANGE"):
             Settings.from_env(home=tmp_path)
+
+
+def test_the_executor_is_local_and_ray_is_refused_until_it_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings.from_env().executor == "local"
+    monkeypatch.setenv("CAIRN_EXECUTOR", "ray")
+    with pytest.raises(ValueError, match="not built yet"):
+        Settings.from_env()
+    monkeypatch.setenv("CAIRN_EXECUTOR", "kubernetes")
+    with pytest.raises(ValueError, match="unknown"):
+        Settings.from_env()

@@ -62,6 +62,8 @@ class Settings:
     # Restarts of one crashed worker or evaluator before its crash fails the job (AI
     # Platform's bound is 5; 0 turns restarts off). See docs/training.md, "Worker restarts".
     max_replica_restarts: int = 5
+    # Where replicas run (executors.EXECUTORS): only this machine's processes for now.
+    executor: str = "local"
     # What runs custom containers (imageUri): podman, docker or a path to either; None:
     # whichever is installed, Podman first (docs/containers.md).
     container_engine: str | None = None
@@ -127,6 +129,8 @@ class Settings:
             values["max_replica_restarts"] = _scaling_number(
                 "CAIRN_MAX_REPLICA_RESTARTS", restarts, int, 0
             )
+        if executor := os.environ.get("CAIRN_EXECUTOR"):
+            values["executor"] = _executor(executor)
         if engine := os.environ.get("CAIRN_CONTAINER_ENGINE"):
             values["container_engine"] = engine
         if roots := os.environ.get("CAIRN_LOCAL_ROOTS"):
@@ -331,3 +335,15 @@ def config_dir() -> Path:
 def api_url() -> str:
     """The server URL the CLI and client talk to."""
     return os.environ.get("CAIRN_API", DEFAULT_API)
+
+
+def _executor(text: str) -> str:
+    kind = text.strip().lower()
+    if kind == "ray":
+        raise ValueError(
+            "CAIRN_EXECUTOR=ray: running replicas on Ray is not built yet; leave "
+            "CAIRN_EXECUTOR unset (local processes)."
+        )
+    if kind != "local":
+        raise ValueError(f"CAIRN_EXECUTOR={text!r} is unknown; the executor is local.")
+    return kind

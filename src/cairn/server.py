@@ -17,7 +17,7 @@ from typing import IO, Any
 from cairn.api.app import create_app
 from cairn.api.http import AsgiApp
 from cairn.config import Settings
-from cairn.executors import UidAllocator
+from cairn.executors import UidAllocator, make_executor
 from cairn.home_identity import home_id
 from cairn.isolation import IsolationError, isolate_user_code
 from cairn.services.platform import Platform, build_platform
@@ -119,6 +119,8 @@ def build_app(
         path.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.sqlalchemy_url)
     storage = BucketStorage(settings.storage_root)
+    # One executor for every engine that launches user code (docs/architecture.md).
+    executor = make_executor(settings.executor)
     runner = TrainingRunner(
         settings.jobs_root,
         settings.envs_root,
@@ -128,6 +130,7 @@ def build_app(
         api_url=settings.api_url,
         max_restarts=settings.max_replica_restarts,
         container_engine=settings.container_engine,
+        executor=executor,
     )
     runner.environments.use_runtimes(settings.runtimes_root)  # docs/runtimes.md
     serving = ServingManager(
@@ -160,7 +163,10 @@ def build_app(
         prediction_log_max_total_rows=settings.prediction_log_max_total_rows,
         prediction_log_retention_days=settings.prediction_log_retention_days,
         batch_engine=BatchRunner(
-            settings.jobs_root, identities=identities, home_id=home_id(settings.home)
+            settings.jobs_root,
+            identities=identities,
+            home_id=home_id(settings.home),
+            executor=executor,
         ),
     )
     if settings.environment_retention_days > 0:

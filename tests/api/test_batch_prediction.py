@@ -401,7 +401,7 @@ def worker_pids(server: Any, job_id: str) -> list[int]:
     while not record.exists():
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    return [int(w["record"]["pid"]) for w in json.loads(record.read_text())["workers"]]
+    return [int(w["record"]["handle"]["pid"]) for w in json.loads(record.read_text())["workers"]]
 
 
 def alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from cairn.executors import (
     LocalProcessExecutor,
     ReplicaLost,
     ReplicaProcess,
+    ReplicaRecord,
     is_running,
 )
 
@@ -93,7 +94,7 @@ def test_terminate_ends_grandchildren_that_ignore_sigterm(tmp_path: Path) -> Non
     process.terminate(grace_s=5.0)
 
     assert not is_running(grandchild)
-    assert not is_running(process.record.pid)
+    assert not is_running(process.pid)
     assert _wait_exit(process) < 0  # the user command was ended by a signal
 
 
@@ -122,8 +123,11 @@ def test_adoption_refuses_a_reused_pid_or_a_vanished_replica(tmp_path: Path) -> 
     spec = _spec(tmp_path, "import time; time.sleep(600)")
     process = LocalProcessExecutor().launch(spec)
     try:
-        wrong_start = replace(process.record, create_time=process.record.create_time - 1000)
+        handle = {**process.record.handle, "create_time": process.create_time - 1000}
+        wrong_start = replace(process.record, handle=handle)
         assert LocalProcessExecutor().adopt(wrong_start) is None
+        # Another executor's replica is no process of this machine.
+        assert LocalProcessExecutor().adopt(replace(process.record, executor="ray")) is None
     finally:
         process.terminate(grace_s=0.5)
     spec.exit_path.unlink(missing_ok=True)  # as if it had been SIGKILLed with its wrapper
@@ -133,7 +137,7 @@ def test_adoption_refuses_a_reused_pid_or_a_vanished_replica(tmp_path: Path) -> 
 def test_a_replica_killed_with_its_wrapper_is_reported_lost(tmp_path: Path) -> None:
     spec = _spec(tmp_path, "import time; time.sleep(600)")
     process = LocalProcessExecutor().launch(spec)
-    os.killpg(process.record.pid, 9)
+    os.killpg(process.pid, 9)
     with pytest.raises(ReplicaLost):
         _wait_exit(process)
 
@@ -179,3 +183,19 @@ def test_user_code_inherits_neither_the_servers_settings_nor_its_credential() ->
         "GOOGLE_APPLICATION_CREDENTIALS": "/home/cairn/.cairn/credentials/owner.json",
     }
     assert user_code_environment(server) == {"PATH": "/usr/bin"}
+
+
+def test_records_written_before_executor_handles_are_read_as_local_processes() -> None:
+    old = {
+        "name": "master-replica-0",
+        "pid": 4242,
+        "create_time": 1700000000.5,
+        "log_path": "/l",
+        "stderr_path": "/e",
+        "exit_path": "/x",
+        "extra": {},
+    }
+    record = ReplicaRecord.from_json(old)
+    assert record.executor == "local"
+    assert record.handle == {"pid": 4242, "create_time": 1700000000.5}
+    assert ReplicaRecord.from_json(record.to_json()) == record

@@ -93,7 +93,7 @@ def test_a_replica_killed_while_the_server_was_down_fails_the_job_with_its_cause
         server.wait()
     psutil.Process(pids["trainer"]).kill()
     deadline = time.monotonic() + 30
-    while any(is_running(r["pid"]) for r in _records(tmp_path)):
+    while any(is_running(r["handle"]["pid"]) for r in _records(tmp_path)):
         assert time.monotonic() < deadline, "the replica wrapper did not exit"
         time.sleep(0.05)
 

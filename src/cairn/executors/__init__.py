@@ -2,6 +2,7 @@
 
 from cairn.executors.base import (
     DEFAULT_GRACE_S,
+    LOCAL,
     Executor,
     LaunchSpec,
     ReplicaLost,
@@ -19,8 +20,20 @@ from cairn.executors.run_as import (
     user_code_environment,
 )
 
+# The executors `CAIRN_EXECUTOR` may name (a Ray executor is the next one: issue 12).
+EXECUTORS: dict[str, type[Executor]] = {LOCAL: LocalProcessExecutor}
+
+
+def make_executor(kind: str) -> Executor:
+    """The executor `server.py` hands every engine (training, batch prediction)."""
+    return EXECUTORS[kind]()
+
+
 __all__ = [
     "DEFAULT_GRACE_S",
+    "EXECUTORS",
+    "LOCAL",
+    "make_executor",
     "DEFAULT_RUNNER_USER",
     "DEFAULT_UID_RANGE",
     "Executor",

@@ -17,6 +17,8 @@ from cairn.executors.run_as import RunAs
 
 # Seconds a replica gets between SIGTERM and SIGKILL when it is stopped.
 DEFAULT_GRACE_S = 5.0
+# The executor that runs replicas as processes of this machine (executors/local.py).
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -40,29 +42,38 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class ReplicaRecord:
-    """A launched replica as JSON: enough to find it again after a restart."""
+    """A launched replica as JSON: enough for the executor that launched it to find it
+    again after a restart.
+
+    `handle` belongs to that executor (`executor` names which): a local process's pid and
+    creation time, a Ray actor's name. The engines above store and hand back records whole
+    and never look inside, so they assume no pids. The paths lie under the server's home,
+    which an executor running replicas on other machines must share with them.
+    """
 
     name: str
-    pid: int
-    create_time: float  # psutil's create_time of `pid`, so a reused pid is not mistaken
     log_path: str
     stderr_path: str
     exit_path: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    executor: str = LOCAL
+    handle: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReplicaRecord:
+        handle = data.get("handle")
+        if handle is None and "pid" in data:
+            # Written before handles: always a local process.
+            handle = {"pid": data["pid"], "create_time": data["create_time"]}
         return cls(
             name=str(data["name"]),
-            pid=int(data["pid"]),
-            create_time=float(data["create_time"]),
             log_path=str(data["log_path"]),
             stderr_path=str(data["stderr_path"]),
             exit_path=str(data["exit_path"]),
-            extra=dict(data.get("extra") or {}),
+            executor=str(data.get("executor") or LOCAL),
+            handle=dict(handle or {}),
         )
 
 
@@ -96,7 +107,9 @@ class ReplicaProcess(ABC):
 
 
 class Executor(ABC):
-    """Launches replicas and re-adopts them after a restart."""
+    """Launches replicas and re-adopts them after a restart (`server.py` chooses one)."""
+
+    kind: str  # what it writes as `ReplicaRecord.executor`
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> ReplicaProcess: ...

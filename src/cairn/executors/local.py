@@ -12,6 +12,7 @@ import psutil
 from cairn.executors.acl import SEARCH
 from cairn.executors.base import (
     DEFAULT_GRACE_S,
+    LOCAL,
     Executor,
     LaunchSpec,
     ReplicaLost,
@@ -50,13 +51,16 @@ class LocalProcess(ReplicaProcess):
 
     def __init__(self, record: ReplicaRecord, popen: subprocess.Popen[bytes] | None) -> None:
         self.record = record
+        # The wrapper's pid, and its creation time so that a reused pid is not mistaken.
+        self.pid = int(record.handle["pid"])
+        self.create_time = float(record.handle["create_time"])
         self._popen = popen  # None when adopted: we are not the parent, so no waitpid
         self._gone_since: float | None = None
 
     def _wrapper_running(self) -> bool:
         if self._popen is not None:
             return self._popen.poll() is None
-        return is_running(self.record.pid, self.record.create_time)
+        return is_running(self.pid, self.create_time)
 
     def poll(self) -> int | None:
         code = read_exit_status(Path(self.record.exit_path))
@@ -85,11 +89,11 @@ class LocalProcess(ReplicaProcess):
 
     def terminate(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         if self._wrapper_running():
-            terminate_tree(self.record.pid, grace_s=grace_s, leader_of_group=True)
+            terminate_tree(self.pid, grace_s=grace_s, leader_of_group=True)
         else:
             # The wrapper is gone (its pid may even be someone else's now): only its process
             # group, which outlives it while any member lives, may still hold grandchildren.
-            for proc in group_members(self.record.pid):
+            for proc in group_members(self.pid):
                 terminate_tree(proc.pid, grace_s=grace_s, leader_of_group=False)
         if self._popen is not None:
             self._popen.poll()
@@ -104,6 +108,8 @@ class LocalProcessExecutor(Executor):
     directories holding the logs stay the server's, so user code can never swap a log for
     a link to a secret that the server would then read back to the API.
     """
+
+    kind = LOCAL
 
     def __init__(self, run_as: RunAs | None = None) -> None:
         self._run_as = run_as
@@ -133,8 +139,8 @@ class LocalProcessExecutor(Executor):
             create_time = time.time()  # it already ended; the exit file will tell how
         record = ReplicaRecord(
             name=spec.name,
-            pid=popen.pid,
-            create_time=create_time,
+            executor=LOCAL,
+            handle={"pid": popen.pid, "create_time": create_time},
             log_path=str(spec.log_path),
             stderr_path=str(spec.stderr_path),
             exit_path=str(spec.exit_path),
@@ -154,7 +160,10 @@ class LocalProcessExecutor(Executor):
             run_as.grant(log.parent, SEARCH)  # to open the log, not to list or change it
 
     def adopt(self, record: ReplicaRecord) -> LocalProcess | None:
+        if record.executor != LOCAL or "pid" not in record.handle:
+            return None  # another executor's replica: not a process of this machine
         ended = read_exit_status(Path(record.exit_path)) is not None
-        if ended or is_running(record.pid, record.create_time):
-            return LocalProcess(record, None)
+        process = LocalProcess(record, None)
+        if ended or is_running(process.pid, process.create_time):
+            return process
         return None

@@ -817,7 +817,7 @@ class _Vanished(ReplicaProcess):
     """A replica found neither running nor with an exit status after a restart."""
 
     def __init__(self, name: str) -> None:
-        self.record = ReplicaRecord(name, 0, 0.0, "", "", "")
+        self.record = ReplicaRecord(name=name, log_path="", stderr_path="", exit_path="")
 
     def poll(self) -> int | None:
         raise ReplicaLost(
