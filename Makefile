@@ -12,8 +12,11 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+# The demo's server listens on 127.0.0.1:$(PORT); `make demo PORT=8081` when 8080 is taken.
+PORT ?= 8080
+
 demo: $(INSTALLED)
-	$(PY) examples/quickstart/run.py
+	$(PY) examples/quickstart/run.py --port $(PORT)
 
 check: lint types imports
 

@@ -43,16 +43,24 @@ def run(*args: str, env: dict[str, str], capture: bool = False) -> str:
     return result.stdout or ""
 
 
-def answering(url: str) -> bool:
+def answering(url: str) -> dict[str, str] | None:
+    """The server's info (its home) when a Cairn server answers at `url`, else None."""
     try:
-        with urlopen(f"{url}/cairn/v1/info", timeout=1):
-            return True
-    except (URLError, OSError):
-        return False
+        with urlopen(f"{url}/cairn/v1/info", timeout=1) as response:
+            info: dict[str, str] = json.load(response)
+            return info
+    except (URLError, OSError, ValueError):
+        return None
 
 
 def start_server(home: Path, port: int, url: str, env: dict[str, str]) -> int | None:
-    if answering(url):
+    if (info := answering(url)) is not None:
+        if Path(info.get("home", "")).resolve() != home:
+            # Its credential and buckets are another home's: nothing below would work.
+            raise SystemExit(
+                f"A Cairn server with another home ({info.get('home')}) already answers at "
+                f"{url}. Stop it, or run the demo on another port: make demo PORT=8081."
+            )
         print(f"A Cairn server already answers at {url}; using it.")
         return None
     home.mkdir(parents=True, exist_ok=True)

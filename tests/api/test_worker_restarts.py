@@ -106,6 +106,15 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_job_succeeds(
         "worker-0 step 5",
         "worker-0 done",
     ]
+    # A name no replica has is a typo, answered with the names there are.
+    typo = httpx.get(
+        f"{cairn_server.url}/cairn/v1/{P}/jobs/{job_id}/logs",
+        params={"taskName": "master-replica-1"},
+        headers=cairn_server.headers(),
+        timeout=30,
+    )
+    assert typo.status_code == 400
+    assert "master-replica-0, worker-replica-0 and service" in typo.json()["error"]["message"]
     # Everything together: in time order, the restart line between the two runs.
     together = read_logs(cairn_server, job_id)
     moments = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in together]

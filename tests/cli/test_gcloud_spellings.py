@@ -197,11 +197,20 @@ def test_quiet_answers_the_prompt_with_its_default(fake_ml: FakeMl, where: str) 
     assert [r.method for r in fake_ml.requests] == ["DELETE"]
 
 
-def test_without_quiet_or_a_terminal_nothing_is_deleted(fake_ml: FakeMl) -> None:
-    result = invoke(fake_ml.url, "models", "delete", "m")
-    assert result.exit_code == 1
-    assert "--quiet" in result.stderr
+def test_without_a_terminal_the_answer_is_read_from_stdin_as_gcloud_reads_it(
+    fake_ml: FakeMl,
+) -> None:
+    """gcloud's prompts take their default at the end of input, so scripts written for it
+    delete without -q; an explicit "n" still says no."""
+    declined = invoke(fake_ml.url, "models", "delete", "m", input="n\n")
+    assert declined.exit_code == 1
+    assert "Aborted by user." in declined.stderr
     assert fake_ml.requests == []
+    fake_ml.answer("DELETE", f"{P}/models/m", {"name": "projects/proj/operations/d", "done": True})
+    unattended = invoke(fake_ml.url, "models", "delete", "m", input="")
+    assert unattended.exit_code == 0, unattended.output
+    assert "Do you want to continue (Y/n)?" in unattended.stderr
+    assert [r.method for r in fake_ml.requests] == ["DELETE"]
 
 
 def test_quiet_turns_a_prompt_without_default_into_an_error(fake_ml: FakeMl) -> None:
@@ -328,3 +337,22 @@ def test_versions_create_checks_before_uploading(
     assert fragment in result.stderr
     assert result.stderr.startswith("ERROR: (cairn.versions.create) ")
     assert all(r.method == "GET" for r in fake_ml.requests)  # nothing uploaded
+
+
+def test_a_missing_resource_says_how_to_find_the_right_name(fake_ml: FakeMl) -> None:
+    fake_ml.answer(
+        "GET",
+        f"{P}/jobs/nosuch",
+        {
+            "error": {
+                "code": 404,
+                "status": "NOT_FOUND",
+                "message": f"Job {P}/jobs/nosuch does not exist.",
+            }
+        },
+        status=404,
+    )
+    result = invoke(fake_ml.url, "jobs", "describe", "nosuch")
+    assert result.exit_code == 1
+    assert "does not exist." in result.stderr
+    assert "cairn jobs list" in result.stderr

@@ -226,8 +226,9 @@ def test_submit_streams_logs_and_describes_on_a_real_server(
 
     listed = json.loads(e2e(cairn_server, "jobs", "list", "--format", "json").stdout)
     assert job in [item["jobId"] for item in listed]
-    only_master = e2e(cairn_server, "jobs", "stream-logs", job, "--task-name", "nobody")
-    assert only_master.exit_code == 0 and only_master.stdout == ""
+    typo = e2e(cairn_server, "jobs", "stream-logs", job, "--task-name", "nobody")
+    assert typo.exit_code == 1 and typo.stdout == ""
+    assert "its task names are master-replica-0 and service" in typo.stderr
 
 
 @pytest.mark.slow

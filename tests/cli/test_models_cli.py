@@ -70,10 +70,10 @@ def test_update_patches_with_a_sorted_mask_and_waits(fake_ml: FakeMl) -> None:
     assert fake_ml.requests[-1].path == f"{P}/operations/op1"
 
 
-def test_delete_needs_quiet_without_a_terminal(fake_ml: FakeMl) -> None:
-    refused = invoke(fake_ml.url, "models", "delete", "m")
+def test_delete_asks_first_and_no_means_nothing_is_deleted(fake_ml: FakeMl) -> None:
+    refused = invoke(fake_ml.url, "models", "delete", "m", input="no\n")
     assert refused.exit_code == 1
-    assert "Add --quiet (-q)" in refused.stderr
+    assert "This will delete model [m]..." in refused.stderr
     assert fake_ml.requests == []
     fake_ml.answer("DELETE", f"{P}/models/m", {"name": "projects/proj/operations/op1"})
     fake_ml.answer("GET", f"{P}/operations/op1", DONE)

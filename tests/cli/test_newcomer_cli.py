@@ -270,3 +270,26 @@ def test_an_invalid_name_leaves_no_stray_upload_on_a_real_server(
     assert created.exit_code == 1
     assert created.stderr.startswith("ERROR: (cairn.versions.create) ")
     assert not (cairn_server.home / "storage" / bucket).exists()
+
+
+def test_a_job_the_server_refuses_after_the_upload_leaves_no_package_behind(
+    cairn_server: Any, tmp_path: Path
+) -> None:
+    """GPUs on a machine without any are refused by the server, not by the CLI's own check
+    (only the server knows its machine): the package uploaded for the job is removed."""
+    bucket = unique("refused").lower().replace("_", "-")
+    package = tmp_path / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "task.py").write_text("print('never runs')\n")
+    job = unique("gpu_job")
+    submitted = run_cli(
+        cairn_server.url, tmp_path, "jobs", "submit", "training", job,
+        "--package-path", str(package), "--module-name", "trainer.task",
+        "--staging-bucket", f"gs://{bucket}", "--scale-tier", "basic-gpu",
+    )  # fmt: skip
+    assert submitted.exit_code == 1, submitted.output
+    assert "GPU" in submitted.stderr, submitted.stderr
+    assert "Could not remove" not in submitted.stderr, submitted.stderr
+    uploaded = [p for p in (cairn_server.home / "storage" / bucket).rglob("*") if p.is_file()]
+    assert uploaded == []

@@ -56,6 +56,11 @@ SKLEARN_TASK = textwrap.dedent(
     model = LogisticRegression().fit(features, labels)
     os.makedirs(args.job_dir, exist_ok=True)
     joblib.dump(model, os.path.join(args.job_dir, "model.joblib"))
+    # As Google's samples save it: through TensorFlow's GFile opened in text mode.
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(args.job_dir, "model_gfile.joblib"), "w") as handle:
+        joblib.dump(model, handle)
     with open(os.path.join(args.job_dir, "versions.json"), "w") as handle:
         json.dump(
             {
@@ -146,6 +151,7 @@ def test_a_scikit_learn_trainer_of_runtime_2_1_runs_unchanged(
     assert seen["xgboost"] == "1.5.2"  # the pin has a wheel: honoured
     assert seen["score"] > 0.9
     assert (storage_root / "bkt" / "sk" / "model.joblib").is_file()
+    assert (storage_root / "bkt" / "sk" / "model_gfile.joblib").stat().st_size > 0
     # The replaced pins are named in the job's log with both versions.
     assert "scikit-learn==0.22.1" in service_log
     assert f"the runtime's scikit-learn {runtime_sklearn}" in service_log

@@ -66,12 +66,33 @@ def register(router: Router, platform: Platform) -> None:
         task_name = call.arg("taskName") or None
         if task_name is not None and len(task_name) > _MAX_TASK_NAME:
             raise invalid_field("task_name", "Give a replica's task name, e.g. worker-replica-1.")
-        batch = await in_thread(
-            jobs.read_logs, call.params["project"], call.params["job"], call.arg("cursor")
-        )
+        project, job_id = call.params["project"], call.params["job"]
+        trial, replica = None, task_name
         if task_name is not None:
-            batch["entries"] = [e for e in batch["entries"] if e.get("taskName") == task_name]
+            # `trial-3/master-replica-0`, as tuning jobs' lines are shown, names one trial's.
+            prefix, _, rest = task_name.partition("/")
+            if rest and prefix.startswith("trial-"):
+                trial, replica = prefix.removeprefix("trial-"), rest
+            await in_thread(_check_task_name, project, job_id, replica)
+        batch = await in_thread(jobs.read_logs, project, job_id, call.arg("cursor"))
+        if task_name is not None:
+            batch["entries"] = [
+                e
+                for e in batch["entries"]
+                if e.get("taskName") == replica and (trial is None or e.get("trialId") == trial)
+            ]
         return Reply.json(batch)
+
+    def _check_task_name(project: str, job_id: str, replica: str | None) -> None:
+        """A name none of the job's replicas has is a typo, not a quiet replica: say which
+        names there are (known once the job's replicas were launched)."""
+        known = [r["taskName"] for r in jobs.get(project, job_id).get("cairnReplicas") or []]
+        if known and replica not in {*known, "service"}:
+            raise invalid_field(
+                "task_name",
+                f"Job {job_id} has no replica {replica!r}; its task names are "
+                f"{', '.join(known)} and service (Cairn's own lines).",
+            )
 
     router.add("POST", "/v1/projects/{project}/jobs", create, needs("ml.jobs.create", project))
     router.add("GET", "/v1/projects/{project}/jobs", list_jobs, needs("ml.jobs.list", project))

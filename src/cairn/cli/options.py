@@ -515,7 +515,19 @@ def _describe(error: ApiError) -> str:
         for v in error.field_violations
         if v.description and v.description not in error.message
     ]
+    if error.code is Code.NOT_FOUND and (hint := _NOT_FOUND_HINTS.get(error.message.split()[0])):
+        extra.append(hint)
     return "\n".join([error.message, *extra])
+
+
+# What to do next when the server says a resource does not exist (keyed by its first word).
+_NOT_FOUND_HINTS = {
+    "Job": "List the project's jobs with `cairn jobs list` (add --project to look elsewhere).",
+    "Model": "List the project's models with `cairn models list` (add --project to look "
+    "elsewhere).",
+    "Version": "List a model's versions with `cairn versions list --model MODEL`.",
+    "Operation": "List the project's operations with `cairn operations list`.",
+}
 
 
 # -- flag values ---------------------------------------------------------------------------
@@ -584,16 +596,17 @@ def label_update_options(command: F) -> F:
 
 
 def confirm(prompt: str) -> None:
-    """Ask before destroying something. --quiet answers yes (the prompt's default), as gcloud's
-    does; without a terminal and without --quiet, refuse to guess."""
+    """Ask before destroying something. --quiet answers yes (the prompt's default). With no
+    terminal the answer is read from stdin as gcloud reads it: no input at all (a script's
+    /dev/null) takes the default, so scripts written for gcloud delete without -q; "n" says
+    no."""
     if global_flags().quiet:
         return
     if not sys.stdin.isatty():
-        raise ApiError(
-            Code.FAILED_PRECONDITION,
-            "This command needs confirmation and there is no terminal to ask on. "
-            "Add --quiet (-q) to go ahead without a prompt.",
-        )
+        click.echo(f"{prompt} Do you want to continue (Y/n)?", err=True)
+        if sys.stdin.readline().strip().lower() in ("n", "no"):
+            raise ApiError(Code.CANCELLED, "Aborted by user.")
+        return
     if not click.confirm(f"{prompt} Do you want to continue?", default=True):
         raise ApiError(Code.CANCELLED, "Aborted by user.")
 

@@ -217,6 +217,14 @@ class CairnClient:
             headers={"Content-Type": "application/octet-stream"},
         )
 
+    def delete_object(self, bucket: str, name: str) -> None:
+        """Remove gs://bucket/name (Cloud Storage JSON API objects.delete)."""
+        self._call(
+            "DELETE",
+            f"storage/v1/b/{bucket}/o/{name}",  # `_send` quotes the path once
+            params={"userProject": self.project},
+        )
+
     def read_job_logs(
         self, job_id: str, cursor: str | None = None, task_name: str | None = None
     ) -> Json:

@@ -677,6 +677,6 @@ def unsupported_training_features(spec: TrainingInput) -> ApiError | None:
         return ApiError(
             Code.FAILED_PRECONDITION,
             "scaleTier BASIC_TPU needs a Cloud TPU, and Cairn has none to offer; use BASIC, "
-            "BASIC_GPU or CUSTOM.",
+            "STANDARD_1, PREMIUM_1, BASIC_GPU or CUSTOM.",
         )
     return None

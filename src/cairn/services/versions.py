@@ -57,8 +57,6 @@ LOCAL_DIR_KEY = "_localDir"
 PYTHON_KEY = "_python"
 
 DEFAULT_MACHINE_TYPE = "mls1-c1-m2"
-DEFAULT_RUNTIME_VERSION = "2.11"
-DEFAULT_PYTHON_VERSION = "3.7"
 
 PATCHABLE = {
     "description",
@@ -185,8 +183,8 @@ class VersionService:
         version.create_time = now()
         version.etag = new_etag()
         version.machine_type = version.machine_type or DEFAULT_MACHINE_TYPE
-        version.runtime_version = version.runtime_version or DEFAULT_RUNTIME_VERSION
-        version.python_version = version.python_version or DEFAULT_PYTHON_VERSION
+        # No default runtimeVersion: a version is served with Cairn's own frameworks whatever
+        # it says (docs/runtimes.md), so none is shown unless the caller named one.
         if version.framework == "FRAMEWORK_UNSPECIFIED":
             version.framework = None
         doc = version.to_json()

@@ -51,6 +51,8 @@ from cairn.training.runtimes import (
     KERAS_2,
     LEGACY_KERAS_PTH,
     PROVIDED,
+    RUNTIME_COMPAT,
+    RUNTIME_COMPAT_MODULE,
     SKLEARN_EXTERNALS_JOBLIB,
     WheelIndex,
     layer_name,
@@ -454,6 +456,9 @@ class EnvironmentCache:
         """TensorFlow 2.15 with Keras 2 and TensorBoard: what every runtime stands on."""
         site_packages = self._new_venv(root, [], with_pip=True)
         (site_packages / "_cairn_legacy_keras.pth").write_text(LEGACY_KERAS_PTH)
+        (site_packages / f"{RUNTIME_COMPAT_MODULE}.py").write_text(RUNTIME_COMPAT)
+        compat_pth = site_packages / f"{RUNTIME_COMPAT_MODULE}.pth"
+        compat_pth.write_text(f"import {RUNTIME_COMPAT_MODULE}\n")
         if builder is not None:
             _give_tree(root, builder)
         only_binary = ["--only-binary", ",".join(sorted(PROVIDED))]

@@ -80,6 +80,69 @@ ALIASES = (("tensorflow", "tensorflow-cpu"),)
 # Executed at start-up by every process of a runtime environment (a .pth line).
 LEGACY_KERAS_PTH = "import os; os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')\n"
 
+# Code of AI Platform's era that newer releases under it break, mended where the break is
+# (a module plus a .pth line that imports it, in the base), each once its module loads:
+# - AI Platform's runtimes ran Python 3.7, whose pickle handed files bytes; since 3.8 it hands
+#   large frames over as memoryviews, which TensorFlow 2.15's GFile refuses, and Google's
+#   samples `joblib.dump` into `tf.io.gfile.GFile(path, 'w')`;
+# - XGBoost 1.x's scikit-learn wrappers ask for `_estimator_type`, which scikit-learn 1.8
+#   dropped, and the runtimes' scikit-learn may be Cairn's own (see `_served_version`).
+RUNTIME_COMPAT_MODULE = "_cairn_runtime_compat"
+RUNTIME_COMPAT = '''"""Mends what AI Platform-era code meets on newer releases (Cairn, docs/runtimes.md).
+
+Each patch runs right after its module has loaded, so nothing is imported early.
+"""
+import importlib.abc
+import importlib.machinery
+import sys
+
+
+def _gfile_takes_memoryviews(compat):
+    original = compat.as_bytes
+
+    def as_bytes(bytes_or_text, encoding="utf-8"):
+        if isinstance(bytes_or_text, memoryview):
+            return bytes(bytes_or_text)
+        return original(bytes_or_text, encoding)
+
+    compat.as_bytes = as_bytes
+
+
+def _mixins_name_their_type(base):
+    for mixin, kind in (("ClassifierMixin", "classifier"), ("RegressorMixin", "regressor")):
+        cls = getattr(base, mixin, None)
+        if cls is not None and not hasattr(cls, "_estimator_type"):
+            cls._estimator_type = kind
+
+
+_PATCHES = {
+    "tensorflow.python.util.compat": _gfile_takes_memoryviews,
+    "sklearn.base": _mixins_name_their_type,
+}
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        patch = _PATCHES.pop(name, None)
+        if patch is None:
+            return None
+        if not _PATCHES:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _Finder())
+'''
+
 # `from sklearn.externals import joblib` (scikit-learn < 0.23): joblib itself under the
 # old name, so old pickles naming `sklearn.externals.joblib.*` load too.
 SKLEARN_EXTERNALS_JOBLIB = (

@@ -26,10 +26,10 @@ def follow_logs(
         entries = batch.get("entries") or []
         for entry in entries:
             task = str(entry.get("taskName", ""))
+            # A tuning job's lines say which trial printed them, as AI Platform's do.
+            where = f"trial-{entry['trialId']}/{task}" if entry.get("trialId") else task
             # The server filters too; an older one sends every replica's lines.
-            if task_name is None or task == task_name:
-                # A tuning job's lines say which trial printed them, as AI Platform's do.
-                where = f"trial-{entry['trialId']}/{task}" if entry.get("trialId") else task
+            if task_name in (None, task, where):
                 printer.line(f"{where}\t{entry.get('text', '')}".rstrip("\n"))
         cursor = batch.get("cursor") or cursor
         state = str(batch.get("jobState") or "")
@@ -44,7 +44,8 @@ def follow_logs(
 @click.option(
     "--task-name",
     help="Only this replica's lines, e.g. master-replica-0 or worker-replica-1; `service` for "
-    "Cairn's own lines (package installs, replica restarts).",
+    "Cairn's own lines (package installs, replica restarts); trial-3/master-replica-0 for one "
+    "trial's of a tuning job.",
 )
 @click.option(
     "--polling-interval",

@@ -25,7 +25,7 @@ from cairn.cli.options import (
 from cairn.client.packaging import build_sdist
 from cairn.client.staging import package_destination, stage_packages
 from cairn.domain.errors import ApiError, Code, invalid_field
-from cairn.domain.jobs import Job, validate_new_job
+from cairn.domain.jobs import Job, unsupported_training_features, validate_new_job
 from cairn.domain.names import check_id
 
 DEFAULT_REGION = "us-central1"
@@ -134,8 +134,7 @@ def submit() -> None:
     "--async",
     "run_async",
     is_flag=True,
-    hidden=True,
-    help="Return after submitting (the default; kept for gcloud scripts).",
+    help="Return after submitting (the default without --stream-logs; gcloud's flag).",
 )
 @common_options
 def training(
@@ -244,7 +243,27 @@ def training(
     if package_uris:
         spec["packageUris"] = package_uris
     body["trainingInput"] = spec
-    create_and_follow(session, job, body, stream_logs=stream_logs, output=None)
+    given = set(parse_list(packages))
+    uploaded = [uri for uri in package_uris if uri not in given]
+    create_and_follow(
+        session,
+        job,
+        body,
+        stream_logs=stream_logs,
+        output=None,
+        on_refused=lambda: _remove_uploads(session, uploaded),
+    )
+
+
+def _remove_uploads(session: Session, uris: list[str]) -> None:
+    """What was uploaded for a job the server then refused (its capacity, say): the paths
+    are the job's own (its id was free), so nothing another job uses goes."""
+    for uri in uris:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        try:
+            session.client.delete_object(bucket, name)
+        except ApiError:
+            session.printer.status(f"Could not remove {uri}; remove it with `cairn storage rm`.")
 
 
 def _check_before_upload(
@@ -264,7 +283,12 @@ def _check_before_upload(
     waiting = [_PENDING_PACKAGE] if uploads or local else []
     if given or waiting:
         pending["packageUris"] = [*waiting, *given]  # as _stage will replace them
-    validate_new_job(Job.parse({**body, "trainingInput": pending}, "job"))
+    parsed = Job.parse({**body, "trainingInput": pending}, "job")
+    validate_new_job(parsed)
+    if parsed.training_input is not None and (
+        refusal := unsupported_training_features(parsed.training_input)
+    ):
+        raise refusal
     try:
         session.client.get_job(job)
     except ApiError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cairn.cli.jobs.stream_logs import follow_logs
@@ -12,12 +13,24 @@ from cairn.domain.errors import ApiError, Code
 
 
 def create_and_follow(
-    session: Session, job: str, body: dict[str, Any], *, stream_logs: bool, output: str | None
+    session: Session,
+    job: str,
+    body: dict[str, Any],
+    *,
+    stream_logs: bool,
+    output: str | None,
+    on_refused: Callable[[], None] | None = None,
 ) -> None:
     """Create the job; without `stream_logs` say how to follow it, else follow its logs to
     the end and fail unless it SUCCEEDED. `output`: the job's output field to show at the
-    end (None: only its state)."""
-    created = session.client.create_job(body)
+    end (None: only its state). `on_refused`: called when the server refuses the job (to
+    remove what was uploaded for it)."""
+    try:
+        created = session.client.create_job(body)
+    except ApiError:
+        if on_refused is not None:
+            on_refused()
+        raise
     printer = session.printer
     printer.status(f"Job [{job}] submitted successfully.")
     if not stream_logs:
