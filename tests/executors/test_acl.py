@@ -21,6 +21,7 @@ from cairn.executors.acl import (
     grant_user_tree,
     group_grant,
     make_private,
+    open_tree_to_group,
     remove_default,
     revoke_user,
     seal_tree,
@@ -185,3 +186,28 @@ def test_a_sealed_tree_is_readable_by_the_group_and_writable_by_nobody_else(
     assert (env / "linked.txt").read_text() == "not the environment's"
     assert stat.S_IMODE(outside.stat().st_mode) == 0o600
     assert (env / "python").is_symlink() and not (env / "fifo").exists()
+
+
+def test_a_tree_user_code_made_narrow_is_opened_to_the_group_without_following_links(
+    private_dir: Path,
+) -> None:
+    """TensorFlow makes directories 0o755, which caps the buckets' inherited group entry:
+    the next job (another uid) could not write into a job dir an earlier one made."""
+    grant_group(private_dir, 4343, READ | WRITE | SEARCH, inherit=True)
+    made = private_dir / "job-dir" / "metric_tb"
+    made.mkdir(parents=True, mode=0o755)
+    os.chmod(private_dir / "job-dir", 0o755)  # the default ACL's mask, capped as mkdir does
+    os.chmod(made, 0o755)
+    events = made / "events.out"
+    events.write_text("x")
+    os.chmod(events, 0o644)
+    secret = private_dir / "secret"
+    secret.write_text("the server's")
+    os.chmod(secret, 0o600)
+    (made / "link").symlink_to(secret)
+
+    open_tree_to_group(private_dir / "job-dir")
+
+    assert group_grant(made, 4343) == READ | WRITE | SEARCH
+    assert group_grant(events, 4343) == READ | WRITE
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600  # the link was not followed

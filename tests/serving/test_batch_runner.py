@@ -234,7 +234,7 @@ def test_cancel_ends_every_worker(runner: BatchRunner, sklearn_dir: Path, tmp_pa
     runner.start("p", "cancelled", plan, **job.callbacks())
     wait_for(lambda: job.states == ["RUNNING"])
     record = json.loads((tmp_path / "jobs" / "p" / "cancelled" / "batch-run.json").read_text())
-    pids = [w["record"]["pid"] for w in record["workers"]]
+    pids = [w["record"]["handle"]["pid"] for w in record["workers"]]
     assert len(pids) == 2
     runner.cancel("p", "cancelled")
     assert job.wait(60).state == "CANCELLED"
@@ -293,7 +293,7 @@ def test_a_new_runner_resumes_live_workers_and_reruns_lost_shards(
         server.kill()  # a crash: the workers live on in sessions of their own
         server.wait()
     record = json.loads((jobs / "p" / "resumed" / "batch-run.json").read_text())
-    lost = next(w["record"]["pid"] for w in record["workers"] if w["shard"] == 1)
+    lost = next(w["record"]["handle"]["pid"] for w in record["workers"] if w["shard"] == 1)
     os.killpg(lost, 9)  # and one worker dies while no server watches
     wait_for(lambda: not _alive(lost), 30)
     runner = BatchRunner(jobs, grace_s=1.0)

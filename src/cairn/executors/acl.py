@@ -289,3 +289,32 @@ def _translated(error: OSError, path: Path) -> OSError:
     if error.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
         return AclUnsupported(error.errno, "the file system does not support POSIX ACLs", str(path))
     return error
+
+
+def open_tree_to_group(root: Path) -> None:
+    """Give a tree's group class write access again (directories rwx, files rw), where user
+    code created it narrower.
+
+    Buckets are shared by all user code through an inherited group entry, but a process's
+    `mkdir(path, 0o755)` (TensorFlow's) caps that entry with the ACL mask: the next job, a
+    uid of its own, could not write into the job dir a previous one made. Run as root over
+    trees user code can still change, so every entry is opened without following links and
+    changed through its descriptor (a link swapped in meanwhile is never followed).
+    """
+    try:
+        walker = os.fwalk(root, follow_symlinks=False)
+        for _, dirs, files, dir_fd in walker:
+            for name in (*dirs, *files):
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+                except OSError:
+                    continue  # a link, or gone meanwhile
+                try:
+                    mode = os.fstat(fd).st_mode
+                    wanted = 0o070 if stat.S_ISDIR(mode) else 0o060
+                    if (stat.S_ISDIR(mode) or stat.S_ISREG(mode)) and mode & wanted != wanted:
+                        os.fchmod(fd, stat.S_IMODE(mode) | wanted)
+                finally:
+                    os.close(fd)
+    except OSError:
+        return  # no such tree (yet): nothing to open

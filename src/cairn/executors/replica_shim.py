@@ -39,6 +39,10 @@ def _copy(
     source: BinaryIO, sinks: list[BinaryIO], lock: threading.Lock, times: BinaryIO | None = None
 ) -> None:
     """Copy whole lines (or a full chunk of one endless line) so streams interleave cleanly."""
+    # Stop signals go to the main thread alone: delivered here instead, they would not wake
+    # its wait for the child, which could then return before the handler has said "being
+    # stopped", and the status would be written only after a drain a SIGKILL may cut short.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     read = getattr(source, "read1", source.read)
     pending = b""
     while chunk := read(_CHUNK):

@@ -45,7 +45,14 @@ from cairn.executors import (
     RunAs,
     UidAllocator,
 )
-from cairn.executors.acl import SEARCH, grant_group, group_grant, remove_default, revoke_user
+from cairn.executors.acl import (
+    SEARCH,
+    grant_group,
+    group_grant,
+    open_tree_to_group,
+    remove_default,
+    revoke_user,
+)
 from cairn.training.cluster import ClusterSpec, ReplicaSpec, cluster_for
 from cairn.training.containers import ContainerReplicas
 from cairn.training.environments import (
@@ -543,6 +550,9 @@ class TrainingRunner:
         try:
             self._notify(run.on_state, "PREPARING")
             environment = self._environment_for(run, package_files)
+            if run.run_as is not None and (job_dir := context.training_input.get("jobDir")):
+                # A job dir an earlier job (another uid) made stays writable for this one.
+                open_tree_to_group(Path(self._storage.localize_arg(str(job_dir))))
             primary = context.cluster.primary
             # Everything else first, the primary last: it usually waits for the others.
             for replica in sorted(context.cluster.replicas, key=lambda r: r is primary):
