@@ -343,8 +343,9 @@ def _usage_error(error: click.UsageError) -> click.UsageError:
     return CairnUsageError(error.format_message(), error.ctx)
 
 
-class CairnCommand(click.Command):
-    """A command with the global flags whose every error prints `ERROR: (cairn.x.y) ...`."""
+class _GcloudStyle(click.Command):
+    """What commands and groups share: the global flags, `-h`, and command lines that do not
+    parse reported gcloud's way."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -362,6 +363,10 @@ class CairnCommand(click.Command):
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as error:
             raise _usage_error(error) from None
+
+
+class CairnCommand(_GcloudStyle):
+    """A command with the global flags whose every error prints `ERROR: (cairn.x.y) ...`."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _format_options(self, ctx, formatter)
@@ -382,27 +387,10 @@ class CairnCommand(click.Command):
         return None
 
 
-class CairnGroup(click.Group):
+class CairnGroup(_GcloudStyle, click.Group):
     """A group with the global flags; its commands are `CairnCommand`s by default."""
 
     command_class = CairnCommand
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _add_global_params(self)
-        self.context_settings.setdefault("help_option_names", ["-h", "--help"])
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as error:
-            raise _usage_error(error) from None
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
