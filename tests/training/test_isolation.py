@@ -498,3 +498,28 @@ def test_a_uid_range_that_holds_a_user_of_this_machine_is_refused(tmp_path: Path
     settings.home.mkdir()
     with pytest.raises(IsolationError, match=f"{user.pw_name} \\({user.pw_uid}\\)"):
         isolate_user_code(settings)
+
+
+SHARED_JOB_DIR_TRAINER = """
+import argparse, os
+parser = argparse.ArgumentParser()
+parser.add_argument("--job-dir")
+job_dir = parser.parse_args().job_dir
+# As TensorFlow makes its summary and export directories: mode 0755, file 0644.
+os.makedirs(os.path.join(job_dir, "metric_tb"), mode=0o755, exist_ok=True)
+with open(os.path.join(job_dir, "metric_tb", f"events.{os.getuid()}"), "w") as handle:
+    handle.write("written")
+"""
+
+
+def test_a_job_writes_into_a_job_dir_an_earlier_job_made(
+    start_server: Any, tmp_path: Path
+) -> None:
+    """Google's samples give every job the same --job-dir; each job is a uid of its own."""
+    server = start_server()
+    ml = server.client()
+    first = run_job(server, ml, tmp_path / "1", SHARED_JOB_DIR_TRAINER, "gs://isolation/shared")
+    second = run_job(server, ml, tmp_path / "2", SHARED_JOB_DIR_TRAINER, "gs://isolation/shared")
+    assert first["state"] == second["state"] == "SUCCEEDED", second
+    written = sorted((server.home / "storage/isolation/shared/metric_tb").iterdir())
+    assert len(written) == 2  # two uids, two files, in the directory the first one made

@@ -550,9 +550,11 @@ class TrainingRunner:
         try:
             self._notify(run.on_state, "PREPARING")
             environment = self._environment_for(run, package_files)
-            if run.run_as is not None and (job_dir := context.training_input.get("jobDir")):
-                # A job dir an earlier job (another uid) made stays writable for this one.
-                open_tree_to_group(Path(self._storage.localize_arg(str(job_dir))))
+            job_dir = str(context.training_input.get("jobDir") or "")
+            if run.run_as is not None and job_dir.startswith("gs://"):
+                # A job dir an earlier job (another uid) made in a bucket stays writable for
+                # this one (never a server directory the operator allowed: not ours to open).
+                open_tree_to_group(Path(self._storage.localize_arg(job_dir)))
             primary = context.cluster.primary
             # Everything else first, the primary last: it usually waits for the others.
             for replica in sorted(context.cluster.replicas, key=lambda r: r is primary):
