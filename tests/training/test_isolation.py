@@ -512,9 +512,7 @@ with open(os.path.join(job_dir, "metric_tb", f"events.{os.getuid()}"), "w") as h
 """
 
 
-def test_a_job_writes_into_a_job_dir_an_earlier_job_made(
-    start_server: Any, tmp_path: Path
-) -> None:
+def test_a_job_writes_into_a_job_dir_an_earlier_job_made(start_server: Any, tmp_path: Path) -> None:
     """Google's samples give every job the same --job-dir; each job is a uid of its own."""
     server = start_server()
     ml = server.client()
