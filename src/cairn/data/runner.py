@@ -122,16 +122,26 @@ def _derive(ws: Workspace, recipe: Recipe, relation: str, reports: list[StepRepo
     return out
 
 
-def _clean(
-    ws: Workspace, recipe: Recipe, relation: str, reports: list[StepReport], progress: Progress
+def run_clean_steps(
+    ws: Workspace,
+    recipe: Recipe,
+    steps: list[Step],
+    relation: str,
+    reports: list[StepReport],
+    progress: Progress,
+    section: str = "clean",
 ) -> str:
-    for step in recipe.clean:
-        progress(f"clean: {step.name}")
+    """Run clean `steps` over `relation` in order; errors name `section` and the step's line.
+
+    The recipe's own `clean:` and any per-source cleaning before joins both come through here.
+    """
+    for step in steps:
+        progress(f"{section}: {step.name}")
         try:
             previous = relation
             relation, report = CLEAN_STEPS[step.name][1](ws, relation, step.options)
         except ApiError as error:
-            raise recipe.error("clean", f"step {step.name}: {error.message}", step.line) from error
+            raise recipe.error(section, f"step {step.name}: {error.message}", step.line) from error
         reports.append(report)
         ws.release(previous, relation)
     return relation
@@ -178,7 +188,7 @@ def rehearse(recipe: Recipe) -> None:
     reports: list[StepReport] = []
     with Workspace() as ws:
         relation = _assemble(ws, recipe, _REHEARSAL_ROWS, reports)
-        relation = _clean(ws, recipe, relation, reports, lambda _: None)
+        relation = run_clean_steps(ws, recipe, recipe.clean, relation, reports, lambda _: None)
         if recipe.label and recipe.label not in ws.frame(relation).columns:
             raise recipe.error("label", f"no column {recipe.label!r} in the prepared data.")
         relation, _ = _split(ws, recipe, relation)
@@ -284,7 +294,7 @@ def prepare(
     with Workspace(memory_limit=memory_limit) as ws:
         progress("loading and joining sources")
         relation = _assemble(ws, recipe, None, reports)
-        relation = _clean(ws, recipe, relation, reports, progress)
+        relation = run_clean_steps(ws, recipe, recipe.clean, relation, reports, progress)
         progress("splitting")
         previous = relation
         relation, split_report = _split(ws, recipe, relation)
