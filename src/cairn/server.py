@@ -20,6 +20,7 @@ from cairn.config import Settings
 from cairn.executors import UidAllocator, make_executor
 from cairn.home_identity import home_id
 from cairn.isolation import IsolationError, isolate_user_code
+from cairn.monitoring.service_log import install_service_log
 from cairn.services.platform import Platform, build_platform
 from cairn.serving import ServingManager
 from cairn.serving.batch import BatchRunner
@@ -157,6 +158,8 @@ def build_app(
         local_roots=settings.local_roots,
         access_token_seconds=settings.access_token_seconds,
         token_uri=settings.token_uri,
+        home=settings.home,  # entries:list (docs/logging.md)
+        jobs_root=settings.jobs_root,
         prediction_log_queue_size=settings.prediction_log_queue_size,
         prediction_log_queue_bytes=settings.prediction_log_queue_bytes,
         prediction_log_max_rows=settings.prediction_log_max_rows,
@@ -218,6 +221,7 @@ def serve(settings: Settings, announce: Callable[[str], None] = _to_stderr) -> N
             for notice in isolation.notices:
                 announce(notice)
             try:
+                install_service_log(settings.home)  # <home>/logs/cairn.jsonl (docs/logging.md)
                 app, _ = build_app(settings, identities=isolation.identities)
             except OSError as error:
                 raise StartupError(

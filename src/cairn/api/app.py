@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cairn.api import (
-    audit,
     iam,
     identity,
     info,
@@ -17,6 +16,7 @@ from cairn.api import (
     storage,
     studies,
 )
+from cairn.api import logging as logging_api
 from cairn.api.gate import Gate
 from cairn.api.http import AsgiApp, Router
 from cairn.services.platform import Platform
@@ -42,7 +42,7 @@ def create_app(
     info.register(router, home=home, storage_root=storage_root)
     iam.register(router, platform)
     identity.register(router, platform)
-    audit.register(router, platform)
+    logging_api.register(router, platform)
     prediction_logs.register(router, platform)
     platform.access.enforcing = authentication
     gate = Gate(

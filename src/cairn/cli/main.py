@@ -33,7 +33,9 @@ COMMANDS = {
     "projects": LazyCommand(
         "cairn.cli.projects", "projects", "Read and change project IAM policies."
     ),
-    "logging": LazyCommand("cairn.cli.logging_read", "logging", "Read the audit log."),
+    "logging": LazyCommand(
+        "cairn.cli.logging_read", "logging", "Read every log: jobs, predictions, audit, server."
+    ),
 }
 
 

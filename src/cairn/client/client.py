@@ -364,10 +364,11 @@ class CairnClient:
     def delete_service_account_key(self, email: str, key_id: str) -> None:
         self._call("DELETE", f"v1/{self.project_name}/serviceAccounts/{email}/keys/{key_id}")
 
-    def read_audit_log(
+    def read_log_entries(
         self, scope: str, filter: str | None = None, *, newest_first: bool = True, limit: int = 100
     ) -> Iterator[Json]:
-        """Audit entries of `projects/P` or `organizations/cairn`, up to `limit` of them."""
+        """Log entries of `projects/P` or `organizations/cairn` (docs/logging.md), up to
+        `limit` of them."""
         body: Json = {
             "resourceNames": [scope],
             "orderBy": "timestamp desc" if newest_first else "timestamp asc",

@@ -13,6 +13,7 @@ from cairn.services.batch_jobs import BatchEngine, BatchJobs
 from cairn.services.identity import IdentityService, JobCredentialIssuer
 from cairn.services.jobs import JobService, Runner
 from cairn.services.locations import LocationOperations, LocationService
+from cairn.services.logs import LogService
 from cairn.services.models import ModelService
 from cairn.services.operations import OperationService
 from cairn.services.predictions import PredictionService
@@ -46,6 +47,7 @@ class Platform:
     location_operations: LocationOperations
     studies: StudyService
     request_logs: RequestLogService
+    logs: LogService | None = None  # entries:list; needs the home (build_platform's `home`)
 
     def start(self) -> None:
         """Recover what a previous run left: jobs, versions, then serve."""
@@ -80,6 +82,8 @@ def build_platform(
     batch_engine: BatchEngine | None = None,
     capacity: MachineCapacity | None = None,
     min_max_wait_seconds: float = 1800.0,
+    home: Path | None = None,
+    jobs_root: Path | None = None,
 ) -> Platform:
     """Wire the services; `token_uri` (the server's `/token`) enables jobs' credentials."""
     paths = RequestPaths(local_roots)
@@ -149,6 +153,17 @@ def build_platform(
         retention_seconds=prediction_log_retention_days * 86400.0,
     )
     request_logs = RequestLogService(store.prediction_logs, log_writer, models, versions, serving)
+    logs = None
+    if home is not None:
+        logs = LogService(
+            access,
+            request_logs,
+            models,
+            versions,
+            jobs_root=jobs_root or home / "jobs",
+            home=home,
+            node_log_paths=getattr(serving, "node_log_paths", None),
+        )
     return Platform(
         projects=projects,
         jobs=jobs,
@@ -163,4 +178,5 @@ def build_platform(
         location_operations=location_operations,
         studies=studies,
         request_logs=request_logs,
+        logs=logs,
     )

@@ -419,6 +419,22 @@ class RequestLogService:
         rows, cursor = self._rows.read_accesses(self._query(project, model, read))
         return self._page([_access_entry(row) for row in rows], cursor)
 
+    def request_log_rows(
+        self, project: str, model: str, read: LogRead
+    ) -> tuple[list[tuple[int, int, dict[str, Any]]], str | None]:
+        """As read_requests, each entry with its row's (time, seq), the store's own cursor:
+        a reader can resume at a row however late other rows were written."""
+        query = replace(self._query(project, model, read), table_name=read.table or None)
+        rows, cursor = self._rows.read_requests(query)
+        return [(row["time"], row["seq"], _request_entry(row)) for row in rows], cursor
+
+    def access_log_rows(
+        self, project: str, model: str, read: LogRead
+    ) -> tuple[list[tuple[int, int, dict[str, Any]]], str | None]:
+        """As read_accesses, each entry with its row's (time, seq)."""
+        rows, cursor = self._rows.read_accesses(self._query(project, model, read))
+        return [(row["time"], row["seq"], _access_entry(row)) for row in rows], cursor
+
     def set_groundtruth(self, project: str, model: str, body: Any) -> dict[str, Any]:
         """Attach the ground truth of one logged request (by its `requestId`; with
         `version`, only if the request went to that version)."""
