@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 
 from cairn.config import Settings
+from cairn.data.cleaning.units import check_on_unparsed
+from cairn.data.joins import DEFAULT_MAX_UNMATCHED, check_unmatched_options, parse_match
 from cairn.data.sources import SourceSpec
 from cairn.data.steps import CLEAN_STEPS, PIPELINE_STEPS, StepSpec
 from cairn.domain.errors import ApiError, Code, FieldViolation
@@ -27,6 +29,8 @@ DATASET_KEYS = {
     "mapping_file": str,
     "normalize_names": bool,
     "derive": dict,
+    "max_unmatched": (int, float),
+    "on_unmatched": str,
 }
 SPLIT_KEYS = {
     "method": str,
@@ -46,6 +50,7 @@ SOURCE_KEYS = {
     "delimiter": str,
     "encoding": str,
     "header": bool,
+    "clean": list,
 }
 JOIN_KEYS = {
     "source": str,
@@ -54,6 +59,9 @@ JOIN_KEYS = {
     "many_to_one": bool,
     "suffix": str,
     "columns": list,
+    "match": (str, dict),
+    "max_unmatched": (int, float),
+    "on_unmatched": str,
 }
 
 
@@ -89,6 +97,9 @@ class Recipe:
     derive: dict[str, str] = field(default_factory=dict)
     join_lines: list[int] = field(default_factory=list)
     normalize_names: bool = True
+    source_clean: dict[str, list[Step]] = field(default_factory=dict)
+    max_unmatched: float = DEFAULT_MAX_UNMATCHED
+    on_unmatched: str = "warn"
     clean: list[Step] = field(default_factory=list)
     split: dict[str, Any] = field(default_factory=dict)
     pipeline: list[Step] = field(default_factory=list)
@@ -140,6 +151,21 @@ def _check_keys(
             )
 
 
+def _description(error: ApiError) -> str:
+    """`path: text` from a field violation (the recipe error adds file and line)."""
+    if error.field_violations:
+        violation = error.field_violations[0]
+        return f"{violation.field}: {violation.description}"
+    return error.message
+
+
+def _check_unmatched(where: str, line: int | None, values: dict[str, Any], section: str) -> None:
+    try:
+        check_unmatched_options(values.get("max_unmatched"), values.get("on_unmatched"), section)
+    except ApiError as error:
+        raise recipe_error(where, line, _description(error)) from error
+
+
 def _steps(
     where: str,
     entries: Any,
@@ -165,6 +191,13 @@ def _steps(
                 f"{section}: unknown step {name!r}; known steps: {', '.join(sorted(registry))}.",
             )
         spec = registry[name][0]
+        if name == "units" and "on_unparsed" in options:
+            # Checked here, before the type check, so a YAML `null` gets its explanation
+            # and every mistake its line at load rather than when the step runs.
+            try:
+                check_on_unparsed(options["on_unparsed"], f"{section}.units.on_unparsed")
+            except ApiError as error:
+                raise recipe_error(where, line, _description(error)) from error
         _check_keys(where, line, options, spec.options, f"{section}.{name}")
         for required in spec.required:
             if required not in options:
@@ -233,6 +266,7 @@ def load_recipe(path: str | Path, buckets: BucketStorage | None = None) -> Recip
         )
     sources: dict[str, SourceSpec] = {}
     source_lines: dict[str, int] = {}
+    source_clean: dict[str, list[Step]] = {}
     for name, options in raw_sources.items():
         line = lines.get(id(options), section_lines.get("sources"))
         if not isinstance(options, dict):
@@ -240,12 +274,19 @@ def load_recipe(path: str | Path, buckets: BucketStorage | None = None) -> Recip
                 where, line, f"sources.{name}: expected a mapping with `path:` or `url:`."
             )
         _check_keys(where, line, options, SOURCE_KEYS, f"sources.{name}")
+        # Each source may be cleaned on its own before any union or join sees it.
+        if "clean" in options:
+            source_clean[name] = _steps(
+                where, options["clean"], CLEAN_STEPS, f"sources.{name}.clean", lines
+            )
+            options = {k: v for k, v in options.items() if k != "clean"}
         if "path" in options:
             options = {**options, "path": _resolve(options["path"], base_dir, buckets, where, line)}
         sources[name] = SourceSpec(name=name, **options)
         source_lines[name] = line or 0
     dataset = data.get("dataset") or {}
     _check_keys(where, section_lines.get("dataset"), dataset, DATASET_KEYS, "dataset")
+    _check_unmatched(where, section_lines.get("dataset"), dataset, "dataset")
     base = dataset.get("from") or next(iter(sources))
     if base not in sources:
         raise recipe_error(
@@ -267,6 +308,11 @@ def load_recipe(path: str | Path, buckets: BucketStorage | None = None) -> Recip
                 line,
                 f"dataset.join: needs `source:` (one of {', '.join(sources)}) and `on:`.",
             )
+        _check_unmatched(where, line, join, "dataset.join")
+        try:
+            parse_match(join.get("match"), "dataset.join.match")
+        except ApiError as error:
+            raise recipe_error(where, line, _description(error)) from error
     union = dataset.get("union", [])
     for name in union:
         if name not in sources:
@@ -308,6 +354,9 @@ def load_recipe(path: str | Path, buckets: BucketStorage | None = None) -> Recip
         union=list(union),
         renames=renames,
         normalize_names=dataset.get("normalize_names", True),
+        source_clean=source_clean,
+        max_unmatched=float(dataset.get("max_unmatched", DEFAULT_MAX_UNMATCHED)),
+        on_unmatched=dataset.get("on_unmatched", "warn"),
         derive={str(k): str(v) for k, v in dataset.get("derive", {}).items()},
         clean=_steps(where, data.get("clean"), CLEAN_STEPS, "clean", lines),
         split=split,

@@ -16,10 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cairn.data.profiling import ColumnProfile, Profile, profile  # noqa: E402
+from cairn.data.drift import Comparison, DriftReport, DriftSettings  # noqa: E402
+from cairn.data.profiling import ColumnProfile, Profile, QueryLink, profile  # noqa: E402
 from cairn.data.workspace import StepReport, Workspace  # noqa: E402
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;paddin
 .cols{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:1rem}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:.5rem}.flag{color:#b00020;font-weight:bold}
 svg{max-width:100%;height:auto}
+code.q{display:block;font-size:.72rem;background:#f6f8fa;border:1px solid #e3e3e3;padding:.2rem .4rem;margin:.2rem 0;user-select:all;white-space:pre-wrap;word-break:break-all}
+.note{color:#555;font-size:.85rem}
 """
 
 
@@ -74,7 +76,15 @@ def _column_chart(column: ColumnProfile, sample: pd.DataFrame) -> str:
     return _svg(figure)
 
 
-def _column_card(column: ColumnProfile, sample: pd.DataFrame) -> str:
+def _query(result: Profile, sql: str) -> str:
+    """The command that reproduces a finding, selectable with one click to copy."""
+    if not sql:
+        return ""
+    return f'<code class="q" title="the query that reproduces this">{_e(result.shown_query(sql))}</code>'
+
+
+def _column_card(column: ColumnProfile, result: Profile) -> str:
+    sample = result.sample
     rows = [
         ("type", column.type),
         ("missing", f"{column.missing_share:.1%}"),
@@ -88,7 +98,17 @@ def _column_card(column: ColumnProfile, sample: pd.DataFrame) -> str:
         )
         rows.append(("outliers (1.5 IQR)", column.outliers))
     table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-    return f'<div class="card"><h3>{_e(column.name)}</h3><table>{table}</table>{_column_chart(column, sample)}</div>'
+    queries = ""
+    if column.missing_query:
+        queries += f'<p class="note">missing rows:</p>{_query(result, column.missing_query)}'
+    if column.outlier_query:
+        queries += f'<p class="note">outliers:</p>{_query(result, column.outlier_query)}'
+    if column.top_query:
+        queries += f'<p class="note">top values:</p>{_query(result, column.top_query)}'
+    return (
+        f'<div class="card"><h3>{_e(column.name)}</h3><table>{table}</table>'
+        f"{queries}{_column_chart(column, sample)}</div>"
+    )
 
 
 def _correlations(result: Profile) -> str:
@@ -123,23 +143,117 @@ def _trends(result: Profile) -> str:
         axis.set_title(f"{column}: mean by {result.place_column}", fontsize=9)
         axis.tick_params(labelsize=7)
         parts.append(f'<div class="card">{_svg(figure)}</div>')
-    return f'<div class="cols">{"".join(parts)}</div>'
+    note = (
+        f'<p class="note">Means drawn from the sample of {len(result.sample)} rows; the drift '
+        "and differences below count every row.</p>"
+    )
+    return f'{note}<div class="cols">{"".join(parts)}</div>'
 
 
-def _drift(result: Profile) -> str:
-    if not result.drift:
-        return "<p>No slices to compare.</p>"
-    ordered = sorted(result.drift, key=lambda d: -(d.psi if np.isfinite(d.psi) else -1))
-    rows = "".join(_drift_row(d) for d in ordered[:80])
-    return f"<table><tr><th>column</th><th>reference</th><th>slice</th><th>PSI</th><th>KS</th><th></th></tr>{rows}</table>"
+_TIME_HINT = "give a time column (--time)"
 
 
-def _drift_row(d: Any) -> str:
+def _drift(result: Profile, time_hint: str = _TIME_HINT) -> str:
+    report = result.drift
+    if report is None:
+        return f"<p>No drift over time: {_e(time_hint)} to look for it.</p>"
+    if report.time_column is None:
+        return f"<p>No drift over time ({_e(time_hint)} to look for it); slices compared below.</p>"
+    if report.not_tested and not report.tests:
+        return f"<p>Drift not tested: {_e(report.not_tested)}.</p>"
+    s = report.settings
+    slices = (
+        f"all rows, and each value of {', '.join(report.slice_columns)}"
+        if report.slice_columns
+        else "all rows"
+    )
+    method = (
+        f'<p class="note">{len(report.windows)} windows of {_e(report.time_column)}; each '
+        f"window is compared with all earlier windows of its slice ({_e(slices)}), for "
+        f"{_e(', '.join(report.measured))}. {report.tests} tests with at "
+        f"least {s.min_rows} values on each side; PSI over the history's deciles (or "
+        f"categories) and KS (chi-squared for categories). Drift means a Benjamini-Hochberg "
+        f"adjusted p-value below {s.false_discovery_rate} and PSI of at least {s.psi_floor}; "
+        f"{report.raw_hits} tests had an unadjusted p below {s.false_discovery_rate} "
+        f"({report.uncorrected_alarms} of them with PSI >= {s.psi_floor}: false alarms "
+        "without the correction, unless the change is real).</p>"
+    )
+    if report.time_note:
+        method += f'<p class="note">{_e(report.time_note)}.</p>'
+    skipped = "".join(f"<li>{_e(c)}: {_e(why)}</li>" for c, why in report.skipped.items())
+    if skipped:
+        method += f'<p class="note">Not measured:</p><ul class="note">{skipped}</ul>'
+    if not report.findings:
+        body = "<p>No drift found.</p>"
+    else:
+        rows = "".join(_finding_row(result, f) for f in report.findings[:40])
+        body = (
+            "<table><tr><th>slice</th><th>column</th><th>window</th><th>against history</th>"
+            "<th>PSI</th><th>KS</th><th>adjusted p</th><th>history</th><th>window</th>"
+            f"<th></th></tr>{rows}</table>"
+        )
+    closest = ""
+    if report.closest:
+        rows = "".join(_finding_row(result, f) for f in report.closest)
+        closest = (
+            "<details><summary>Largest changes that are not drift</summary><table><tr>"
+            "<th>slice</th><th>column</th><th>window</th><th>against history</th><th>PSI</th>"
+            "<th>KS</th><th>adjusted p</th><th>history</th><th>window</th><th></th></tr>"
+            f"{rows}</table></details>"
+        )
+    return method + body + closest
+
+
+def _finding_row(result: Profile, d: Comparison) -> str:
     css = ' class="flag"' if d.flagged else ""
     ks = _fmt(d.ks) if d.ks is not None else "-"
+    column = d.column if d.measure == "values" else f"{d.column} ({d.measure})"
+    more = f" ({d.windows_flagged} windows)" if d.windows_flagged > 1 else ""
+    moved = (
+        f'<br><span class="note">the same change in {_e(", ".join(d.moved_with_all_rows))}</span>'
+        if d.moved_with_all_rows
+        else ""
+    )
     return (
-        f"<tr{css}><td>{_e(d.column)}</td><td>{_e(d.reference)}</td><td>{_e(d.current)}</td>"
-        f"<td>{_fmt(d.psi)}</td><td>{ks}</td><td>{'drift' if d.flagged else ''}</td></tr>"
+        f"<tr{css}><td>{_e(d.slice_label)}{moved}</td><td>{_e(column)}</td>"
+        f"<td>{_e(d.window_label)}{_e(more)}</td><td>{_e(d.history_label)}</td>"
+        f"<td>{_fmt(d.psi)}</td><td>{ks}</td><td>{_p(d.adjusted_p)}</td>"
+        f"<td>{_e(d.history_summary)}</td><td>{_e(d.window_summary)}</td>"
+        f"<td>{'drift' if d.flagged else ''}</td></tr>"
+        f'<tr><td colspan="10">{_query(result, d.query)}</td></tr>'
+    )
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value > 1e-300 else "&lt; 1e-300"
+
+
+def _differences(result: Profile) -> str:
+    report: DriftReport | None = result.drift
+    if report is None or not report.slice_columns:
+        return "<p>Give a place column (--place) or slice columns to compare slices.</p>"
+    if not report.differences:
+        return (
+            f"<p>No slice differs from the other rows by PSI >= {report.settings.psi_floor} "
+            f"with an adjusted p below {report.settings.false_discovery_rate}.</p>"
+        )
+    rows, shown = [], set()
+    for d in report.differences:
+        rows.append(
+            f"<tr><td>{_e(d.slice_column)} = {_e(d.slice_value)}</td><td>{_e(d.column)}</td>"
+            f"<td>{d.rows_slice}</td><td>{d.rows_rest}</td><td>{_fmt(d.psi)}</td>"
+            f"<td>{_fmt(d.ks) if d.ks is not None else '-'}</td><td>{_p(d.adjusted_p)}</td></tr>"
+        )
+        if (d.slice_column, d.column) not in shown:  # one query answers a whole column
+            shown.add((d.slice_column, d.column))
+            rows.append(f'<tr><td colspan="7">{_query(result, d.query)}</td></tr>')
+    return (
+        '<p class="note">Each slice against all other rows over the whole time range. These are '
+        "ordinary differences between slices (one city dearer than another), not drift. Shown "
+        f"when PSI >= {report.settings.psi_floor} and the Benjamini-Hochberg adjusted p-value "
+        f"is below {report.settings.false_discovery_rate}.</p>"
+        "<table><tr><th>slice</th><th>column</th><th>rows</th><th>other rows</th><th>PSI</th>"
+        f"<th>KS</th><th>adjusted p</th></tr>{''.join(rows)}</table>"
     )
 
 
@@ -157,29 +271,46 @@ def _steps(reports: list[StepReport]) -> str:
         f"<td><pre>{_e(json.dumps(r.details, default=str, indent=1)[:3000])}</pre></td></tr>"
         for r in reports
     )
+    warnings = "".join(  # e.g. a join that left too many rows unmatched
+        f'<p class="flag">Warning: {_e(r.details["warning"])}</p>'
+        for r in reports
+        if "warning" in r.details
+    )
     return (
         "<h2>What was changed</h2>"
+        + warnings
         + _svg(figure)
         + f"<table><tr><th>step</th><th>rows before</th><th>rows after</th><th>details</th></tr>{rows}</table>"
     )
 
 
 def render_profile_html(
-    result: Profile, title: str, reports: list[StepReport] | None = None
+    result: Profile,
+    title: str,
+    reports: list[StepReport] | None = None,
+    time_hint: str = _TIME_HINT,
 ) -> str:
-    """The whole report page as one string."""
-    cards = "".join(_column_card(c, result.sample) for c in result.columns)
-    flagged = sum(d.flagged for d in result.drift)
+    """The whole report page as one string; `time_hint` says how to name a time column."""
+    cards = "".join(_column_card(c, result) for c in result.columns)
+    flagged = len(result.drift.findings) if result.drift else 0
+    link = (
+        f'<p class="note">Each finding shows the <code>cairn data query</code> command that '
+        f"reproduces it (the data is the table {_e(result.link.table)}).</p>"
+        if result.link
+        else ""
+    )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>"
         f"<p>{result.rows} rows, {len(result.columns)} columns profiled; charts drawn from a sample of {len(result.sample)} rows. "
-        f"{flagged} slice comparisons flagged for drift.</p>"
+        f"{flagged} drift findings.</p>"
+        + link
         + _steps(reports or [])
         + f'<h2>Columns</h2><div class="cols">{cards}</div>'
         + f"<h2>Correlations</h2>{_correlations(result)}"
         + f"<h2>Trends</h2>{_trends(result)}"
-        + f"<h2>Drift between slices</h2>{_drift(result)}"
+        + f"<h2>Drift over time</h2>{_drift(result, time_hint)}"
+        + f"<h2>Differences between slices</h2>{_differences(result)}"
         + "</body></html>"
     )
 
@@ -191,9 +322,20 @@ def write_profile_report(
     time_column: str | None = None,
     place_column: str | None = None,
     title: str | None = None,
+    slice_columns: list[str] | None = None,
+    drift_settings: DriftSettings | None = None,
+    link: QueryLink | None = None,
 ) -> Path:
     """Profile `relation` and write the HTML report to `path`."""
-    result = profile(ws, relation, time_column, place_column)
+    result = profile(
+        ws,
+        relation,
+        time_column,
+        place_column,
+        slice_columns=slice_columns,
+        drift_settings=drift_settings,
+        link=link,
+    )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
@@ -210,6 +352,12 @@ def write_prepare_report(
     ws.con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM "{relation}"')
     result = profile(ws, view)
     path.write_text(
-        render_profile_html(result, f"Preparation of {recipe.path.name}", reports), encoding="utf-8"
+        render_profile_html(
+            result,
+            f"Preparation of {recipe.path.name}",
+            reports,
+            "profile the prepared files with cairn data profile FILE --time COLUMN",
+        ),
+        encoding="utf-8",
     )
     return path

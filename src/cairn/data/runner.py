@@ -19,12 +19,20 @@ import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
 from cairn.data.artifact import PreparationArtifact
-from cairn.data.joins import join, union
+from cairn.data.joins import join, left_key_columns, parse_match, union
 from cairn.data.recipe import Recipe, Step, load_recipe
-from cairn.data.sources import SourceSpec, load_source, quote_identifier
-from cairn.data.split import SPLIT_COLUMN, SPLITS, SplitFractions, split
+from cairn.data.sources import SourceSpec, columns_of, load_source, quote_identifier
+from cairn.data.split import (
+    SPLIT_COLUMN,
+    SPLITS,
+    SplitFractions,
+    class_balance,
+    ordered_rows,
+    split,
+    write_splits,
+)
 from cairn.data.steps import CLEAN_STEPS, PIPELINE_STEPS
-from cairn.data.workspace import StepReport, Workspace
+from cairn.data.workspace import POSITION, StepReport, Workspace
 from cairn.domain.errors import ApiError
 from cairn.storage import BucketStorage
 
@@ -42,6 +50,7 @@ class PrepareResult:
     reports: list[StepReport] = field(default_factory=list)
     artifact: Path | None = None
     report_html: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_pipeline(steps: list[Step]) -> Pipeline:
@@ -52,8 +61,19 @@ def build_pipeline(steps: list[Step]) -> Pipeline:
     )
 
 
-def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[StepReport]) -> str:
-    """Load sources and join/union them into one table; `sample` limits each source."""
+def _assemble(
+    ws: Workspace,
+    recipe: Recipe,
+    sample: int | None,
+    reports: list[StepReport],
+    progress: Progress | None = None,
+) -> str:
+    """Load sources, clean each one its recipe entry cleans, then union and join them.
+
+    `sample` limits each source (the rehearsal); joins are then not judged on their match
+    rate, since a sample of a lookup lacks keys the whole lookup has.
+    """
+    progress = progress or (lambda _: None)
     names: dict[str, str] = {}
     for name, spec in recipe.sources.items():
         try:
@@ -66,6 +86,19 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
                 f"CREATE OR REPLACE TABLE {quote_identifier(limited)} AS SELECT * FROM {quote_identifier(loaded)} LIMIT {sample}"
             )
             loaded = limited
+        if recipe.source_clean.get(name):
+            first = len(reports)
+            loaded = run_clean_steps(
+                ws,
+                recipe,
+                recipe.source_clean[name],
+                loaded,
+                reports,
+                progress,
+                section=f"sources.{name}.clean",
+            )
+            for report in reports[first:]:
+                report.step = f"{report.step} ({name})"
         names[name] = loaded
     current = names[recipe.base]
     if recipe.union:
@@ -76,29 +109,47 @@ def _assemble(ws: Workspace, recipe: Recipe, sample: int | None, reports: list[S
             recipe.normalize_names,
         )
         reports.append(step)
+    read = {current, *names.values()}
+    # Many-to-one left joins keep the rows of the table they start from, so each join's
+    # match rate comes from key counts over that table's key columns rather than from a
+    # run of the lazy joins before it; a match that rewrites a key column ends that.
+    counts_from: str | None = current
+    unchanged = set(columns_of(ws.con, current))
     for index, entry in enumerate(recipe.joins):
+        how, many_to_one = entry.get("how", "left"), entry.get("many_to_one", True)
         try:
-            previous = current
             current, step = join(
                 ws,
                 current,
                 names[entry["source"]],
                 entry["on"],
-                entry.get("how", "left"),
-                entry.get("many_to_one", True),
+                how,
+                many_to_one,
                 entry.get("suffix"),
                 entry.get("columns"),
                 lazy=True,
+                match=parse_match(entry.get("match")),
+                max_unmatched=None if sample else entry.get("max_unmatched", recipe.max_unmatched),
+                on_unmatched=entry.get("on_unmatched", recipe.on_unmatched),
+                counts_from=counts_from
+                if counts_from and set(left_key_columns(entry["on"])) <= unchanged
+                else None,
+                name=entry["source"],
             )
         except ApiError as error:
             line = recipe.join_lines[index] if index < len(recipe.join_lines) else None
             raise recipe.error("dataset", error.message, line) from error
         reports.append(step)
-        ws.release(previous, current)
+        ws.note_count(current, step.rows_after)  # known from key counts: no count pass later
+        if how != "left" or not many_to_one:
+            counts_from = None
+        unchanged -= set(step.details.get("match", {}).get("columns", []))
     if recipe.derive:
         current = _derive(ws, recipe, current, reports)
-    elif recipe.joins:
-        current = ws.materialize(current)
+    # The joins stay a view: the clean steps store rows only where one must see them all.
+    # Drop the tables the result no longer reads (the workspace keeps any a view still reads).
+    for relation in read - {current}:
+        ws.release(relation, current)
     return current
 
 
@@ -115,9 +166,9 @@ def _derive(ws: Workspace, recipe: Recipe, relation: str, reports: list[StepRepo
         )
     except duckdb.Error as error:
         raise recipe.error("dataset", f"dataset.derive: {error}") from error
-    reports.append(
-        StepReport("derive", ws.count(relation), ws.count(out), {"columns": recipe.derive})
-    )
+    # Derived columns never add or drop rows: count the stored table, not the lazy joins.
+    rows = ws.count(out)
+    reports.append(StepReport("derive", rows, rows, {"columns": recipe.derive}))
     ws.release(relation, out)
     return out
 
@@ -139,15 +190,44 @@ def run_clean_steps(
         progress(f"{section}: {step.name}")
         try:
             previous = relation
-            relation, report = CLEAN_STEPS[step.name][1](ws, relation, step.options)
+            relation, report = _run_step(ws, step, relation)
+            if ws.checking:
+                # Steps compose views that run only when the splits are written; the
+                # rehearsal runs each at once, so a mistake the data reveals names its step.
+                ws.con.execute(f"SELECT * FROM {quote_identifier(relation)}").fetchall()
         except ApiError as error:
             raise recipe.error(section, f"step {step.name}: {error.message}", step.line) from error
+        except duckdb.Error as error:
+            raise recipe.error(section, f"step {step.name}: {error}", step.line) from error
         reports.append(report)
         ws.release(previous, relation)
     return relation
 
 
-def _split(ws: Workspace, recipe: Recipe, relation: str) -> tuple[str, StepReport]:
+def _run_step(ws: Workspace, step: Step, relation: str) -> tuple[str, StepReport]:
+    """One clean step; if it runs out of memory, once more over its input stored as a table.
+
+    A lazy input (several joins) and the step's own aggregate then share DuckDB's memory;
+    stored first, each has it to itself and spills on its own.
+    """
+    run = CLEAN_STEPS[step.name][1]
+    try:
+        return run(ws, relation, step.options)
+    except duckdb.OutOfMemoryException:
+        if not ws.costly(relation) and ws.tables_read(relation) == {relation}:
+            raise  # its input is a stored table already: storing it again would not help
+    stored = ws.materialize(relation)
+    out, report = run(ws, stored, step.options)
+    ws.release(stored, out)  # a step that stores its own result no longer needs the copy
+    report.details["stored_input"] = (
+        "ran out of memory over its lazy input; ran again over the input stored as a table"
+    )
+    return out, report
+
+
+def _split(
+    ws: Workspace, recipe: Recipe, relation: str, measure: bool = True
+) -> tuple[str, StepReport]:
     options = recipe.split
     try:
         fractions = SplitFractions.from_mapping(
@@ -156,7 +236,14 @@ def _split(ws: Workspace, recipe: Recipe, relation: str) -> tuple[str, StepRepor
         label = options.get("label") or recipe.label
         method = options.get("method", "random")
         return split(
-            ws, relation, fractions, method, label, options.get("key"), options.get("seed", 0)
+            ws,
+            relation,
+            fractions,
+            method,
+            label,
+            options.get("key"),
+            options.get("seed", 0),
+            measure=measure,
         )
     except ApiError as error:
         raise recipe.error("split", error.message) from error
@@ -187,6 +274,7 @@ def rehearse(recipe: Recipe) -> None:
     """Run the whole recipe on the first rows of each source; raise at the first mistake."""
     reports: list[StepReport] = []
     with Workspace() as ws:
+        ws.checking = True
         relation = _assemble(ws, recipe, _REHEARSAL_ROWS, reports)
         relation = run_clean_steps(ws, recipe, recipe.clean, relation, reports, lambda _: None)
         if recipe.label and recipe.label not in ws.frame(relation).columns:
@@ -197,62 +285,81 @@ def rehearse(recipe: Recipe) -> None:
             _fit_pipeline(recipe, frame)
 
 
-def _write_split(
+def _write_splits(
     ws: Workspace,
     relation: str,
-    name: str,
     target: Path,
     fmt: str,
     artifact: PreparationArtifact | None,
-) -> Path:
-    """Write one split, transforming it in batches so memory stays flat."""
-    path = target / f"{name}.{fmt}"
-    query = f"SELECT * EXCLUDE ({SPLIT_COLUMN}) FROM {quote_identifier(relation)} WHERE {SPLIT_COLUMN} = '{name}'"
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Write train/validation/test from `relation`; return paths and row counts.
+
+    Without a fitted pipeline DuckDB writes each file itself (see `write_splits`); with one,
+    a single read streams batches through the pipeline into three writers, so memory stays
+    flat and the rows are read once.
+    """
     if (
         artifact is None
         or not artifact.pipeline.steps
         or artifact.pipeline.steps[0][1] == "passthrough"
     ):
-        options = {
-            "parquet": "FORMAT parquet",
-            "csv": "FORMAT csv, HEADER",
-            "jsonl": "FORMAT json",
-        }[fmt]
-        ws.con.execute(f"COPY ({query}) TO '{path.as_posix()}' ({options})")
-        return path
-    reader: Any = ws.con.sql(query).to_arrow_reader(_BATCH_ROWS)
-    writer: pq.ParquetWriter | None = None
-    first = True
-    with path.open("w") if fmt != "parquet" else _null() as handle:
+        return write_splits(ws, relation, target, fmt)
+    writers = {name: _SplitWriter(target / f"{name}.{fmt}", fmt) for name in SPLITS}
+    sizes = dict.fromkeys(SPLITS, 0)
+    try:
+        # One read in first-seen order where the rows carry their positions.
+        rows = ordered_rows(ws, relation, keep_split=True)
+        reader: Any = ws.con.sql(rows).to_arrow_reader(_BATCH_ROWS)
         for batch in reader:
             raw = batch.to_pandas()
+            names = raw.pop(SPLIT_COLUMN).to_numpy()
             prepared = artifact.transform(raw)
             if artifact.label and artifact.label in raw.columns:
                 prepared[artifact.label] = raw[artifact.label].to_numpy()
-            if fmt == "parquet":
-                table = pa.Table.from_pandas(prepared, preserve_index=False)
-                writer = writer or pq.ParquetWriter(path, table.schema)
-                writer.write_table(table.cast(writer.schema))
-            elif fmt == "csv":
-                prepared.to_csv(handle, header=first, index=False)
-            else:
-                prepared.to_json(handle, orient="records", lines=True, date_format="iso")
-            first = False
-    if fmt == "parquet" and writer is None:
-        pq.write_table(
-            pa.table({c: pa.array([], pa.null()) for c in artifact.output_columns}), path
-        )
-    if writer is not None:
-        writer.close()
-    return path
+            for name, writer in writers.items():
+                chosen = names == name
+                if chosen.any():
+                    writer.write(prepared[chosen])
+                    sizes[name] += int(chosen.sum())
+    finally:
+        for writer in writers.values():
+            writer.close(artifact.output_columns)
+    return {name: writer.path for name, writer in writers.items()}, sizes
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+class _SplitWriter:
+    """One split's file, written batch by batch."""
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+        self._parquet: pq.ParquetWriter | None = None
+        self._text = path.open("w") if fmt != "parquet" else None
+        self._first = True
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._text is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._parquet = self._parquet or pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        elif self.fmt == "csv":
+            frame.to_csv(self._text, header=self._first, index=False)
+        else:
+            frame.to_json(self._text, orient="records", lines=True, date_format="iso")
+        self._first = False
+
+    def close(self, columns: list[str]) -> None:
+        if self._text is not None:
+            self._text.close()
+        elif self._parquet is not None:
+            self._parquet.close()
+        else:  # an empty split still gets a file naming its columns
+            pq.write_table(pa.table({c: pa.array([], pa.null()) for c in columns}), self.path)
+
+
+def _keeps_order(recipe: Recipe) -> bool:
+    """Whether a dedupe in the recipe asks for first-seen order, which the outputs then keep."""
+    steps = [*recipe.clean, *(s for group in recipe.source_clean.values() for s in group)]
+    return any(s.name == "drop_duplicates" and s.options.get("keep_order") for s in steps)
 
 
 def stage_count(recipe: Recipe, report: bool | None = None) -> int:
@@ -261,8 +368,9 @@ def stage_count(recipe: Recipe, report: bool | None = None) -> int:
     return (
         3
         + len(recipe.clean)
+        + sum(len(steps) for steps in recipe.source_clean.values())
         + (1 if recipe.pipeline else 0)
-        + len(SPLITS)
+        + 1
         + (1 if writes_report else 0)
     )
 
@@ -291,39 +399,54 @@ def prepare(
     target.mkdir(parents=True, exist_ok=True)
     fmt = recipe.output.get("format", "parquet")
     reports: list[StepReport] = []
-    with Workspace(memory_limit=memory_limit) as ws:
+    writes_report = report if report is not None else recipe.output.get("report", True)
+    in_order = _keeps_order(recipe)
+    # Row order costs DuckDB memory and time; it is kept only when the recipe asks for it.
+    with Workspace(memory_limit=memory_limit, preserve_order=in_order) as ws:
         progress("loading and joining sources")
-        relation = _assemble(ws, recipe, None, reports)
+        relation = _assemble(ws, recipe, None, reports, progress)
         relation = run_clean_steps(ws, recipe, recipe.clean, relation, reports, progress)
         progress("splitting")
         previous = relation
-        relation, split_report = _split(ws, recipe, relation)
+        relation, split_report = _split(ws, recipe, relation, measure=False)
+        if recipe.pipeline or writes_report:
+            # Fitting on train and profiling for the report read the rows again.
+            relation = ws.reusable(relation)
         ws.release(previous, relation)
         reports.append(split_report)
         artifact = None
         artifact_path = None
         if recipe.pipeline:
             progress("fitting the preparation pipeline on train")
-            train = ws.con.execute(
-                f"SELECT * FROM {quote_identifier(relation)} WHERE {SPLIT_COLUMN} = 'train'"
-            ).df()
+            train = ws.con.execute(ordered_rows(ws, relation, f"{SPLIT_COLUMN} = 'train'")).df()
             artifact = _fit_pipeline(recipe, train)
             del train
             artifact_path = artifact.save(target)
-        files = {}
-        for name in SPLITS:
-            progress(f"writing {name}")
-            files[name] = _write_split(ws, relation, name, target, fmt, artifact)
+        progress("writing " + ", ".join(SPLITS))
+        files, sizes = _write_splits(ws, relation, target, fmt, artifact)
+        split_report.details["sizes"] = sizes
+        label = recipe.split.get("label") or recipe.label
+        if label:
+            split_report.details["class_balance"] = class_balance(ws, relation, label)
         result = PrepareResult(target, files, reports, artifact_path)
+        result.warnings = [r.details["warning"] for r in reports if "warning" in r.details]
         (target / "report.json").write_text(
             json.dumps([_report_json(r) for r in reports], indent=2, default=str)
         )
-        if report if report is not None else recipe.output.get("report", True):
+        if writes_report:
             progress("writing the HTML report")
             from cairn.data.report_html import write_prepare_report
 
+            # The report profiles the data columns, not the hidden positions.
+            visible = relation
+            if POSITION in columns_of(ws.con, relation):
+                visible = ws.view(
+                    "visible",
+                    f"SELECT * EXCLUDE ({POSITION}) FROM {quote_identifier(relation)}",
+                    rows_like=relation,
+                )
             result.report_html = write_prepare_report(
-                ws, relation, reports, target / "report.html", recipe
+                ws, visible, reports, target / "report.html", recipe
             )
     return result
 

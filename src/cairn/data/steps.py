@@ -30,7 +30,7 @@ from cairn.data.transformers import (
     UnitConverter,
 )
 from cairn.data.transformers.columns import DropColumns
-from cairn.data.workspace import StepReport, Workspace
+from cairn.data.workspace import POSITION, StepReport, Workspace
 
 STR, LIST, DICT, BOOL, NUM, INT = str, list, dict, bool, (int, float), int
 
@@ -54,12 +54,20 @@ def _clean_missing(ws: Workspace, rel: str, o: dict[str, Any]) -> tuple[str, Ste
 
 def _clean_label_issues(ws: Workspace, rel: str, o: dict[str, Any]) -> tuple[str, StepReport]:
     limit = int(o.get("max_rows", 100_000))
-    # Number the rows first so the issues name positions in the whole table, not the sample.
-    frame = ws.con.execute(
-        f'SELECT * FROM (SELECT row_number() OVER () - 1 AS _cairn_row, * FROM "{rel}") '
-        f"USING SAMPLE {limit} ROWS (reservoir, 0)"
-    ).df()
-    frame = frame.set_index("_cairn_row")
+    # The sample reads every row: store the input first if that would redo costly work.
+    rel = ws.reusable(rel)
+    # Number the rows first so the issues name positions in the whole table, not the sample;
+    # positions follow the read order, so DuckDB keeps it for this one query.
+    kept = ws.preserve_order
+    ws.set_preserve_order(True)
+    try:
+        frame = ws.con.execute(
+            f'SELECT * FROM (SELECT row_number() OVER () - 1 AS _cairn_row, * FROM "{rel}") '
+            f"USING SAMPLE {limit} ROWS (reservoir, 0)"
+        ).df()
+    finally:
+        ws.set_preserve_order(kept)
+    frame = frame.set_index("_cairn_row").drop(columns=[POSITION], errors="ignore")
     issues = cleaning.find_label_issues(
         frame, o["label"], o.get("features"), folds=int(o.get("folds", 5))
     )
@@ -85,8 +93,11 @@ CLEAN_STEPS: dict[
     str, tuple[StepSpec, Callable[[Workspace, str, dict[str, Any]], tuple[str, StepReport]]]
 ] = {
     "drop_duplicates": (
-        StepSpec({"columns": LIST}),
-        lambda ws, r, o: cleaning.drop_duplicates(ws, r, o.get("columns")),
+        StepSpec({"columns": LIST, "keep_order": BOOL}),
+        # A recipe's ordered dedupe carries positions: its writes restore first-seen order.
+        lambda ws, r, o: cleaning.drop_duplicates(
+            ws, r, o.get("columns"), o.get("keep_order", False), carry_position=True
+        ),
     ),
     "missing": (
         StepSpec(
@@ -115,10 +126,17 @@ CLEAN_STEPS: dict[
     ),
     "units": (
         StepSpec(
-            {"column": STR, "unit": STR, "default_unit": STR, "target": STR}, ("column", "unit")
+            {"column": STR, "unit": STR, "default_unit": STR, "target": STR, "on_unparsed": STR},
+            ("column",),
         ),
         lambda ws, r, o: cleaning.normalize_units(
-            ws, r, o["column"], o["unit"], o.get("default_unit"), o.get("target")
+            ws,
+            r,
+            o["column"],
+            o.get("unit"),
+            o.get("default_unit"),
+            o.get("target"),
+            o.get("on_unparsed", "fail"),
         ),
     ),
     "outliers": (
@@ -155,8 +173,12 @@ PIPELINE_STEPS: dict[str, tuple[StepSpec, Callable[[dict[str, Any]], Transformer
         lambda o: SpellingNormalizer(o["columns"], o.get("synonyms")),
     ),
     "units": (
-        StepSpec({"columns": LIST, "unit": STR, "default_unit": STR}, ("columns", "unit")),
-        lambda o: UnitConverter(o["columns"], o["unit"], o.get("default_unit")),
+        StepSpec(
+            {"columns": LIST, "unit": STR, "default_unit": STR, "on_unparsed": STR}, ("columns",)
+        ),
+        lambda o: UnitConverter(
+            o["columns"], o.get("unit"), o.get("default_unit"), o.get("on_unparsed", "fail")
+        ),
     ),
     "clip": (
         StepSpec({"columns": LIST, "method": STR, "threshold": NUM}),

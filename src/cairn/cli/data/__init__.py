@@ -24,6 +24,9 @@ SUBCOMMANDS = {
     "split": LazyCommand(
         "cairn.cli.data.split", "split", "Split a source into train/validation/test files."
     ),
+    "query": LazyCommand(
+        "cairn.cli.data.query", "query", "Run DuckDB SQL over CSV/Parquet/JSONL/SQL sources."
+    ),
     "clean": LazyCommand(
         "cairn.cli.data.clean",
         "clean",
@@ -42,4 +45,5 @@ def data() -> None:
       cairn data clean raw.csv -o clean.parquet --dedupe --drop-missing price
       cairn data split clean.parquet -o splits/ --method stratified --label late
       cairn data prepare recipe.yaml            # the whole recipe, with report
+      cairn data query sales.csv "SELECT city, avg(price) FROM sales GROUP BY 1"
     """

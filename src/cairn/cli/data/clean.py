@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cairn.cli.data._common import (
@@ -39,8 +41,18 @@ from cairn.cli.options import CairnCommand, GcloudChoice
 @click.option(
     "--units",
     multiple=True,
-    metavar="COLUMN=UNIT",
-    help="Convert mixed-unit text in COLUMN to numbers in UNIT, e.g. height=cm.",
+    metavar="COLUMN[=UNIT]",
+    help="Convert mixed-unit text in COLUMN (5 ft 3 in, 1,291 sqft, 95 m², 68 °F) to numbers "
+    "in UNIT, e.g. height=cm or area=m2; without UNIT, the column's most frequent unit. "
+    "Bare numbers take the unit whose written values are closest in size.",
+)
+@click.option(
+    "--on-unparsed",
+    type=GcloudChoice(["fail", "flag", "missing"]),
+    default="fail",
+    show_default=True,
+    help="What --units does with values it cannot read: fail listing them, flag them "
+    "(NULL plus a COLUMN_unparsed column), or missing (NULL).",
 )
 @click.option(
     "--outliers",
@@ -66,6 +78,7 @@ def clean(
     impute: tuple[str, ...],
     spellings: tuple[str, ...],
     units: tuple[str, ...],
+    on_unparsed: str,
     outliers: tuple[str, ...],
     outlier_method: str,
     outlier_action: str,
@@ -82,20 +95,17 @@ def clean(
     """
     from cairn.data import Workspace, cleaning, load_source
     from cairn.data.sources import quote_identifier
+    from cairn.data.writer import OutputFile
 
     target = local_path(output)
-    suffix = target.suffix.lstrip(".")
-    formats = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "jsonl": "FORMAT json"}
-    if suffix not in formats:
-        raise click.BadParameter(
-            "OUTPUT must end in .parquet, .csv or .jsonl.", param_hint="--output"
-        )
+    with reported_errors():  # the suffix is checked before any work
+        output_file = OutputFile(target, "--output")
     pairs = {}
-    for option, values in (("--impute", impute), ("--units", units)):
-        for value in values:
-            if "=" not in value:
-                raise click.BadParameter(f"{value!r}: write COLUMN=VALUE.", param_hint=option)
-        pairs[option] = [tuple(v.split("=", 1)) for v in values]
+    for value in impute:
+        if "=" not in value:
+            raise click.BadParameter(f"{value!r}: write COLUMN=VALUE.", param_hint="--impute")
+    pairs["--impute"] = [tuple(v.split("=", 1)) for v in impute]
+    conversions = [(v.split("=", 1) + [""])[:2] for v in units]
     spec = build_source(source, fmt, table, query, delimiter, encoding)
     reports = []
     with reported_errors(), progress_status("reading the source") as update, Workspace() as ws:
@@ -116,9 +126,11 @@ def clean(
             update("merging spellings")
             relation, report = cleaning.normalize_spellings(ws, relation, list(spellings))
             reports.append(report)
-        for column, unit in pairs["--units"]:
-            update(f"converting {column} to {unit}")
-            relation, report = cleaning.normalize_units(ws, relation, column, unit)
+        for column, unit in conversions:
+            update(f"converting {column} to {unit or 'its most frequent unit'}")
+            relation, report = cleaning.normalize_units(
+                ws, relation, column, unit or None, on_unparsed=on_unparsed
+            )
             reports.append(report)
         if outliers:
             update("treating outliers")
@@ -126,10 +138,25 @@ def clean(
                 ws, relation, list(outliers), outlier_method, outlier_action
             )
             reports.append(report)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ws.con.execute(
-            f"COPY (SELECT * FROM {quote_identifier(relation)}) TO '{target.as_posix()}' ({formats[suffix]})"
-        )
+        output_file.write(ws.con, f"SELECT * FROM {quote_identifier(relation)}")
     for report in reports:
         console.print(f"  {report.summary()}")
+        if report.step.startswith("units"):
+            console.print(f"    {units_note(report.details)}", highlight=False)
+        if "warning" in report.details:
+            console.print(f"  [yellow]warning:[/] {report.details['warning']}", highlight=False)
     click.echo(f"output: {target}")
+
+
+def units_note(details: dict[str, Any]) -> str:
+    """What a units step assumed, in one line: the target, bare numbers, the decimal mark."""
+    bare = details["bare_numbers"]
+    parts = [
+        f"{details['column']} in {details['unit']}"
+        + (" (its most frequent unit)" if details["unit_inferred"] else "")
+    ]
+    if bare["rows"]:
+        parts.append(f"{bare['rows']} bare numbers read as {bare['read_as']} ({bare['because']})")
+    parts.append(f"decimal mark {details['decimal_mark']!r}")
+    parts.append(f"{details['unparsed_rows']} rows unparsed")
+    return "; ".join(parts)

@@ -31,6 +31,10 @@ def prepare(
     Writes train/validation/test files, preparation.joblib (the fitted pipeline that serving
     applies to raw instances), report.json and report.html into the output folder. Mistakes
     in the recipe are reported with their line before any real work starts.
+
+    Each join prints the share of rows that found a match; a join that leaves more than
+    its `max_unmatched` share (default 5 %) unmatched prints a WARNING naming the most
+    frequent unmatched keys (or fails, with `on_unmatched: fail` in the recipe).
     """
     from cairn.data import load_recipe, rehearse
     from cairn.data import prepare as run_recipe
@@ -53,7 +57,12 @@ def prepare(
                 report=False if no_report else None,
             )
     for step in result.reports:
-        console.print(f"  {step.summary()}")
+        rate = step.details.get("match_rate")
+        matched = f", {rate:.1%} of rows matched" if rate is not None else ""
+        console.print(f"  {step.summary()}{matched}", soft_wrap=True)
+    # Plain text, unwrapped: a warning names keys and fixes that must survive copying.
+    for warning in result.warnings:
+        click.secho(f"WARNING: {warning}", fg="yellow", err=True)
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
     if result.artifact:

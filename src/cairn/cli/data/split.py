@@ -87,13 +87,10 @@ def split(
     from cairn.data import split as split_relation
     from cairn.data.sources import quote_identifier
     from cairn.data.split import SPLIT_COLUMN, SPLITS
+    from cairn.data.writer import write_query
 
     spec = build_source(source, fmt, table, query, delimiter, encoding)
     target = local_path(output)
-    target.mkdir(parents=True, exist_ok=True)
-    options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "jsonl": "FORMAT json"}[
-        output_format
-    ]
     with reported_errors(), progress_status("reading the source") as update, Workspace() as ws:
         fractions = SplitFractions.from_mapping(
             {"train": train_share, "validation": validation_share, "test": test_share},
@@ -105,9 +102,12 @@ def split(
         for name in SPLITS:
             update(f"writing {name}")
             path = target / f"{name}.{output_format}"
-            ws.con.execute(
-                f"COPY (SELECT * EXCLUDE ({SPLIT_COLUMN}) FROM {quote_identifier(relation)} "
-                f"WHERE {SPLIT_COLUMN} = '{name}') TO '{path.as_posix()}' ({options})"
+            write_query(
+                ws.con,
+                f"SELECT * EXCLUDE ({SPLIT_COLUMN}) FROM {quote_identifier(relation)} "
+                f"WHERE {SPLIT_COLUMN} = '{name}'",
+                path,
+                "--output",
             )
             click.echo(f"{name}: {path} ({report.details['sizes'][name]} rows)")
     for split_name, shares in report.details.get("class_balance", {}).items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cairn.data.sources import columns_of
-from cairn.data.workspace import Workspace
+from cairn.data.workspace import POSITION, Workspace
 from cairn.domain.errors import invalid_field
 
 NUMERIC_TYPES = (
@@ -27,8 +27,11 @@ NUMERIC_TYPES = (
 def require_columns(
     ws: Workspace, relation: str, columns: Sequence[str], step: str, numeric: bool = False
 ) -> dict[str, str]:
-    """Column types of `relation`, after checking that `columns` exist (and are numeric)."""
-    types = columns_of(ws.con, relation)
+    """Column types of `relation`, after checking that `columns` exist (and are numeric).
+
+    The hidden position column is left out: it is no data for a step to read.
+    """
+    types = {c: t for c, t in columns_of(ws.con, relation).items() if c != POSITION}
     for column in columns:
         if column not in types:
             raise invalid_field(

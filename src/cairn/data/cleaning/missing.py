@@ -17,10 +17,25 @@ from cairn.domain.errors import invalid_field
 STRATEGIES = ("drop", "mean", "median", "mode", "constant")
 
 
-def _missing_counts(ws: Workspace, relation: str, columns: Sequence[str]) -> dict[str, int]:
-    parts = ", ".join(f"count(*) - count({quote_identifier(c)})" for c in columns)
-    row = fetch_one(ws.con, f"SELECT {parts} FROM {quote_identifier(relation)}")
-    return {c: int(v) for c, v in zip(columns, row or [], strict=True)}
+def _one_pass(
+    ws: Workspace,
+    relation: str,
+    columns: Sequence[str],
+    keep: str | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[dict[str, int], int, int, list[Any]]:
+    """In one pass: missing values per column, the row count, rows matching `keep` (all
+    without one) and the values of the `extra` aggregates."""
+    parts = [f"count(*) - count({quote_identifier(c)})" for c in columns]
+    parts += ["count(*)", f"count(*) FILTER (WHERE {keep or 'true'})", *extra]
+    row = list(
+        fetch_one(ws.con, f"SELECT {', '.join(parts)} FROM {quote_identifier(relation)}") or ()
+    )
+    row += [None] * (len(parts) - len(row))
+    counts = [int(v or 0) for v in row[: len(columns) + 2]]
+    ws.note_count(relation, counts[len(columns)])
+    missing = dict(zip(columns, counts[: len(columns)], strict=True))
+    return missing, counts[len(columns)], counts[len(columns) + 1], row[len(columns) + 2 :]
 
 
 def drop_missing(
@@ -29,16 +44,13 @@ def drop_missing(
     """Drop rows with a missing value in any of `columns` (all columns by default)."""
     types = require_columns(ws, relation, columns or [], "missing")
     columns = list(columns or types)
-    missing = _missing_counts(ws, relation, columns)
-    out = ws.new_name("dropna")
+    base = ws.reusable(relation)
     condition = " AND ".join(f"{quote_identifier(c)} IS NOT NULL" for c in columns) or "true"
-    ws.con.execute(
-        f"CREATE TABLE {quote_identifier(out)} AS SELECT * FROM {quote_identifier(relation)} "
-        f"WHERE {condition}"
-    )
-    return out, StepReport(
-        "missing (drop)", ws.count(relation), ws.count(out), {"missing_per_column": missing}
-    )
+    missing, before, after, _ = _one_pass(ws, base, columns, condition)
+    ws.note_count(relation, before)
+    out = ws.view("dropna", f"SELECT * FROM {quote_identifier(base)} WHERE {condition}")
+    ws.note_count(out, after)
+    return out, StepReport("missing (drop)", before, after, {"missing_per_column": missing})
 
 
 def impute_missing(
@@ -58,7 +70,8 @@ def impute_missing(
     if strategy == "constant" and fill_value is None:
         raise invalid_field("missing.fill_value", "strategy constant needs `fill_value:`.")
     types = require_columns(ws, relation, columns, "missing")
-    fills: dict[str, Any] = {}
+    base = ws.reusable(relation)
+    statistics: list[str] = []
     for column in columns:
         q = quote_identifier(column)
         if strategy in ("mean", "median"):
@@ -67,37 +80,40 @@ def impute_missing(
                     "missing.strategy",
                     f"{strategy} needs a numeric column; {column!r} is {types[column]}. Use mode or constant.",
                 )
-            agg = "avg" if strategy == "mean" else "median"
-            value = fetch_one(ws.con, f"SELECT {agg}({q}) FROM {quote_identifier(relation)}")
-            fills[column] = value[0] if value else None
+            statistics.append(f"{'avg' if strategy == 'mean' else 'median'}({q})")
         elif strategy == "mode":
-            value = fetch_one(ws.con, f"SELECT mode({q}) FROM {quote_identifier(relation)}")
-            fills[column] = value[0] if value else None
-        else:
-            fills[column] = fill_value
-    missing = _missing_counts(ws, relation, columns)
-    ws.con.execute("DROP TABLE IF EXISTS _cairn_fills")
-    replace = []
-    for index, column in enumerate(columns):
-        q = quote_identifier(column)
-        replace.append(f"coalesce({q}, CAST($p{index} AS {types[column]})) AS {q}")
-    indicators = (
-        ", "
-        + ", ".join(
-            f"{quote_identifier(c)} IS NULL AS {quote_identifier(c + '_missing')}" for c in columns
-        )
-        if add_indicator
-        else ""
-    )
-    out = ws.new_name("imputed")
-    ws.con.execute(
-        f"CREATE TABLE {quote_identifier(out)} AS SELECT * REPLACE ({', '.join(replace)}){indicators} "
-        f"FROM {quote_identifier(relation)}",
+            statistics.append(f"mode({q})")
+    missing, total, _, found = _one_pass(ws, base, columns, extra=statistics)
+    ws.note_count(relation, total)
+    fills: dict[str, Any] = {
+        c: fill_value if strategy == "constant" else found[i] for i, c in enumerate(columns)
+    }
+    # The fill values sit in a one-row table the view reads: exact types, no quoting, and a
+    # value that does not fit the column fails here, in this step.
+    slots = {c: quote_identifier(f"_fill_{i}") for i, c in enumerate(columns)}
+    fill_table = ws.table(
+        "fills",
+        "SELECT "
+        + ", ".join(f"CAST($p{i} AS {types[c]}) AS {slots[c]}" for i, c in enumerate(columns)),
         {f"p{i}": fills[c] for i, c in enumerate(columns)},
+    )
+    replace = ", ".join(
+        f"coalesce(b.{quote_identifier(c)}, f.{slots[c]}) AS {quote_identifier(c)}" for c in columns
+    )
+    indicators = "".join(
+        f", b.{quote_identifier(c)} IS NULL AS {quote_identifier(c + '_missing')}"
+        for c in columns
+        if add_indicator
+    )
+    out = ws.view(
+        "imputed",
+        f"SELECT b.* REPLACE ({replace}){indicators} "
+        f"FROM {quote_identifier(base)} b, {quote_identifier(fill_table)} f",
+        rows_like=base,
     )
     return out, StepReport(
         f"missing ({strategy})",
-        ws.count(relation),
-        ws.count(out),
+        total,
+        total,
         {"filled_per_column": missing, "fill_values": fills, "indicator": add_indicator},
     )

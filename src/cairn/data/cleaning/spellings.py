@@ -96,7 +96,8 @@ def normalize_spellings(
     require_columns(ws, relation, columns, "spellings")
     changed: dict[str, dict[str, str]] = {}
     suggestions: dict[str, list[tuple[str, str, float]]] = {}
-    current = relation
+    # Each column's vocabulary is one aggregate pass; the rewrites compose as views.
+    current = ws.reusable(relation)
     for column in columns:
         table = distinct_counts(ws, current, column)
         counts = dict(zip(table["value"], table["n"].astype(int), strict=True))
@@ -113,12 +114,12 @@ def normalize_spellings(
                     target = follow[target]
                 mapping[value] = target
         changed[column] = {v: t for v, t in mapping.items() if v != t}
-        previous, current = current, apply_value_map(ws, current, column, mapping, "VARCHAR")
-        if previous != relation:
-            ws.release(previous, current)
+        current = apply_value_map(ws, current, column, mapping, "VARCHAR")
+    total = ws.count(current)
+    ws.note_count(relation, total)
     return current, StepReport(
         "spellings",
-        ws.count(relation),
-        ws.count(current),
+        total,
+        total,
         {"rewritten": changed, "suggested_merges": suggestions, "merged": merge_suggestions},
     )

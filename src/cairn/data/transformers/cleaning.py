@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cairn.data.cleaning.spellings import canonical_key, spelling_map
-from cairn.data.cleaning.units import parse_quantity
+from cairn.data.cleaning.units import (
+    check_on_unparsed,
+    is_missing_text,
+    parse_quantity,
+    read_column,
+    unparsed_message,
+)
 from cairn.data.transformers.base import FrameTransformer, as_text
 from cairn.domain.errors import invalid_field
 
@@ -102,30 +109,92 @@ class SpellingNormalizer(FrameTransformer):
 
 
 class UnitConverter(FrameTransformer):
-    """Parse quantities written in mixed units into numbers in one `unit` (NaN when unreadable)."""
+    """Parse quantities written in mixed units into numbers in one unit (NaN when unreadable).
+
+    `fit` reads each column as the clean step does (cleaning.units.read_column): the target
+    unit (`unit`, else the column's most frequent one), the unit of bare numbers
+    (`default_unit`, else the most frequent one of the target's kind) and the decimal mark.
+    Unreadable training values fail the fit (`on_unparsed="fail"`), become NaN with a
+    `<column>_unparsed` indicator (`"flag"`) or become NaN (`"missing"`). At serving a value
+    it cannot read is NaN, never an error, so one odd request does not fail a batch; numbers
+    sent as numbers are in the unit bare numbers were learnt in (the target unit when the
+    training rows had none).
+    """
 
     def __init__(
-        self, columns: Sequence[str] | None = None, unit: str = "m", default_unit: str | None = None
+        self,
+        columns: Sequence[str] | None = None,
+        unit: str | None = None,
+        default_unit: str | None = None,
+        on_unparsed: str = "fail",
     ) -> None:
         self.columns = columns
         self.unit = unit
         self.default_unit = default_unit
+        self.on_unparsed = on_unparsed
 
     def fit(self, X: Any, y: Any = None) -> UnitConverter:
-        return self._fit_columns_only(X)  # type: ignore[no-any-return]
+        check_on_unparsed(self.on_unparsed, "UnitConverter.on_unparsed")
+        frame = self._start_fit(X)
+        self.columns_ = self._columns(frame, self.columns)
+        self.units_: dict[str, str] = {}
+        self.default_units_: dict[str, str | None] = {}
+        self.decimal_commas_: dict[str, bool | None] = {}
+        self.mixed_marks_: dict[str, bool] = {}
+        for column in self.columns_:
+            counts = frame[column].dropna().astype(str).value_counts()
+            read = read_column(dict(counts.items()), self.unit, self.default_unit, "units")
+            if read.unparsed and self.on_unparsed == "fail":
+                raise invalid_field("units.on_unparsed", unparsed_message(column, read, len(frame)))
+            self.units_[column] = read.target
+            # Instances may send numbers the training rows never had.
+            self.default_units_[column] = read.default or read.target
+            self.decimal_commas_[column] = read.decimal_comma
+            self.mixed_marks_[column] = read.mixed_marks
+        self._finish(self.transform(frame))
+        return self
 
     def transform(self, X: Any) -> pd.DataFrame:
         frame = self._start_transform(X)
         for column in self.columns_:
-            frame[column] = [
-                parse_quantity(v, self.unit, self.default_unit) if not _is_missing(v) else np.nan
-                for v in frame[column]
-            ]
+            unit, default = self.units_[column], self.default_units_[column]
+            decimal_comma = self.decimal_commas_[column]
+            mixed = self.mixed_marks_.get(column, False)
+            read: dict[Any, float] = {}
+            numbers = np.full(len(frame), np.nan)
+            unparsed = np.zeros(len(frame), dtype=bool)
+            for row, value in enumerate(frame[column]):
+                if _is_missing(value):
+                    continue
+                # By type too: True == 1 == 1.0 as dict keys, but only 1 and 1.0 are numbers.
+                key = (type(value), value if isinstance(value, Hashable) else str(value))
+                if key not in read:
+                    read[key] = parse_quantity(value, unit, default, decimal_comma, mixed)
+                numbers[row] = read[key]
+                unparsed[row] = math.isnan(read[key]) and not is_missing_text(str(value))
+            frame[column] = numbers
+            if self.on_unparsed == "flag":
+                frame[f"{column}_unparsed"] = unparsed
         return frame
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Converters pickled before units were learnt per column read every column in
+        # `unit`, bare numbers in `default_unit`, and NaN for what they could not read.
+        if "columns_" in state and "units_" not in state:
+            columns = state["columns_"]
+            state["units_"] = dict.fromkeys(columns, state.get("unit") or "m")
+            state["default_units_"] = dict.fromkeys(columns, state.get("default_unit"))
+            state["decimal_commas_"] = dict.fromkeys(columns)
+        state.setdefault("mixed_marks_", dict.fromkeys(state.get("columns_", ()), False))
+        if state.get("on_unparsed", "null") == "null":  # the mode's earlier name
+            state["on_unparsed"] = "missing"
+        super().__setstate__(state)
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and np.isnan(value)
 
 
 class OutlierClipper(FrameTransformer):
