@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
+from cairn.cli.options import (
+    CairnCommand,
+    CairnGroup,
+    Session,
+    common_options,
+    order_option,
+)
 from cairn.cli.output import Column, field
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -65,13 +71,7 @@ class _FilterArgument(click.Argument):
     help="Only entries this recent (1d, 6h, 30m, 1w). Applies when reading newest first and "
     "the filter names no timestamp, as in gcloud.",
 )
-@click.option(
-    "--order",
-    type=GcloudChoice(["desc", "asc"]),
-    default="desc",
-    show_default=True,
-    help="desc: newest first; asc: oldest first.",
-)
+@order_option
 @click.option(
     "--organization",
     is_flag=True,

@@ -427,6 +427,17 @@ class Session:
         return self._client
 
 
+def order_option(command: F) -> F:
+    """`--order desc|asc` for the commands that read logs: newest first unless asked."""
+    return click.option(
+        "--order",
+        type=GcloudChoice(["desc", "asc"]),
+        default="desc",
+        show_default=True,
+        help="desc: newest first; asc: oldest first.",
+    )(command)
+
+
 def current_printer() -> Printer:
     return Printer(global_flags().format)
 

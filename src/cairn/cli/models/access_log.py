@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
+from cairn.cli.options import (
+    CairnCommand,
+    CairnGroup,
+    Session,
+    common_options,
+    order_option,
+)
 from cairn.cli.output import Column, field
 
 
@@ -19,13 +25,7 @@ def access_log() -> None:
 @click.option("--since", help="Only requests at or after this RFC 3339 time.")
 @click.option("--until", help="Only requests before this RFC 3339 time.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option(
-    "--order",
-    type=GcloudChoice(["desc", "asc"]),
-    default="desc",
-    show_default=True,
-    help="desc: newest first; asc: oldest first.",
-)
+@order_option
 @common_options
 def read(
     model: str,

@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from cairn.cli.options import CairnCommand, CairnGroup, GcloudChoice, Session, common_options
+from cairn.cli.options import (
+    CairnCommand,
+    CairnGroup,
+    Session,
+    common_options,
+    order_option,
+)
 from cairn.cli.output import Column, field
 
 # Parquet rows buffered before a row group is written: memory stays flat on long exports.
@@ -70,13 +76,7 @@ def _entries(
 @click.argument("version")
 @_time_options
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option(
-    "--order",
-    type=GcloudChoice(["desc", "asc"]),
-    default="desc",
-    show_default=True,
-    help="desc: newest first; asc: oldest first.",
-)
+@order_option
 @common_options
 def read(
     version: str,
