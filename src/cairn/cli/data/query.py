@@ -66,7 +66,7 @@ def query(arguments: tuple[str, ...], output: str | None, limit: int | None) -> 
         with QuerySession(sources, target) as session:
             if target is not None:
                 written = session.write(sql, limit)
-                console.print(f"{written} rows")
+                console.print(_rows(written))
                 click.echo(f"output: {target}")
                 return
             result = session.run(sql, _SCREEN_ROWS if limit is None else limit)
@@ -109,8 +109,12 @@ def _show(result: object, limit: int | None) -> None:
         more = "--limit N for more" if limit is None else "the limit was reached"
         console.print(f"showing the first {len(result.rows)} rows ({more}, or -o FILE)")
     else:
-        console.print(f"{len(result.rows)} rows")
+        console.print(_rows(len(result.rows)))
 
 
 def _reader(column: str) -> Callable[[dict[str, Any]], Any]:
     return lambda doc: doc.get(column)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
