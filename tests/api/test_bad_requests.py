@@ -172,6 +172,8 @@ def test_invalid_jobs_name_the_field(cairn_server: Any, body: dict[str, Any], fi
         ("PUT", f"{P}/jobs", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/jobs/j:getIamPolicy", {}, "NOT_FOUND", 404),
         ("GET", f"{P}/locations/nowhere-9", {}, "NOT_FOUND", 404),
+        # Found by the long fuzz: a Unicode digit int() refuses was a 500.
+        ("GET", f"{P}/locations", {"params": {"pageToken": "¹"}}, "INVALID_ARGUMENT", 400),
         ("POST", f"{P}/models/m:explain", {"json": {"instances": []}}, "UNIMPLEMENTED", 501),
         (
             "PATCH",

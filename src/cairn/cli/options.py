@@ -173,7 +173,7 @@ class AcceleratorSpec(click.ParamType):
                 self.fail(f"{pair!r} is not type=TYPE or count=N.", param, ctx)
             if key == "type":
                 config["type"] = ACCELERATOR_TYPE.convert(item, param, ctx)
-            elif not item.strip().isdigit() or int(item) < 1:
+            elif not (item.strip().isascii() and item.strip().isdigit()) or int(item) < 1:
                 self.fail(f"count must be a whole number of at least 1, not {item!r}.", param, ctx)
             else:
                 config["count"] = item.strip()

@@ -35,7 +35,9 @@ class LocationService:
             raise invalid_field("page_size", "The page size must not be negative.")
         start = 0
         if page_token:
-            if not page_token.isdigit() or int(page_token) >= len(REGIONS):
+            # isdigit() alone admits '¹' and other digits int() refuses: ASCII digits only.
+            digits = page_token.isascii() and page_token.isdigit()
+            if not digits or int(page_token) >= len(REGIONS):
                 raise invalid_field("page_token", f"{shown(page_token)} is not a page token.")
             start = int(page_token)
         end = len(REGIONS) if not page_size else min(len(REGIONS), start + page_size)

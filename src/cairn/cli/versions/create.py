@@ -254,7 +254,7 @@ def _metrics(text: str) -> list[dict[str, Any]]:
     metrics = []
     for pair in parse_list(text):
         name, sep, target = pair.partition("=")
-        if not sep or not target.strip().isdigit():
+        if not sep or not (target.strip().isascii() and target.strip().isdigit()):
             raise invalid_field(
                 "--metric-targets", f"{pair!r} is not METRIC=TARGET, e.g. cpu-usage=60."
             )
