@@ -43,6 +43,9 @@ from typing import Any
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).parent))
+from side_venv import side_python  # noqa: E402 - the benchmarks' shared helper
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "data_prep.json"
 POLARS_VENV = HERE / ".polars-venv"
@@ -265,23 +268,6 @@ def generate(folder: Path, copies: int) -> int:
     return int(rows)
 
 
-def polars_python() -> Path | None:
-    """The Polars venv's interpreter, creating the venv on first use; None when that fails."""
-    python = POLARS_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing {POLARS_REQUIREMENT} into {POLARS_VENV} (first use) ...", flush=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        try:
-            subprocess.run([base, "-m", "venv", str(POLARS_VENV)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", POLARS_REQUIREMENT], check=True
-            )
-        except (subprocess.CalledProcessError, OSError) as error:
-            print(f"SKIPPING Polars: could not install {POLARS_REQUIREMENT}: {error}")
-            return None
-    return python
-
-
 def run(python: Path | str, script: str, *args: str) -> dict[str, Any]:
     completed = subprocess.run(
         [str(python), "-c", script, *args], capture_output=True, text=True, check=False
@@ -417,7 +403,7 @@ def main() -> None:
         parser.error(f"unknown contenders {sorted(unknown)}")
     pythons: dict[str, Path | str] = {name: sys.executable for name in chosen}
     if "polars" in chosen:
-        python = polars_python()
+        python = side_python(POLARS_VENV, POLARS_REQUIREMENT, "Polars")
         if python is None:
             chosen.remove("polars")
         else:

@@ -57,6 +57,7 @@ from online_prediction import (  # noqa: E402 - the sibling benchmark's helpers
     start_server,
     summarise,
 )
+from side_venv import side_python  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS_JSON = HERE / "results" / "online_prediction_frameworks.json"
@@ -403,19 +404,9 @@ ray.shutdown()
 
 def ray_python() -> Path | None:
     """The Ray venv's interpreter, creating the venv on first use; None when that fails."""
-    python = RAY_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing {RAY_REQUIREMENT} into {RAY_VENV} (first use) ...", flush=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        try:
-            subprocess.run([base, "-m", "venv", str(RAY_VENV)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", RAY_REQUIREMENT],
-                check=True,
-            )
-        except (subprocess.CalledProcessError, OSError) as error:
-            print(f"SKIPPING Ray Serve: could not install {RAY_REQUIREMENT}: {error}")
-            return None
+    python = side_python(RAY_VENV, RAY_REQUIREMENT, "Ray Serve")
+    if python is None:
+        return None
     # The models' libraries (numpy, scikit-learn, XGBoost, TensorFlow, orjson) come from
     # the project venv, appended after Ray's own packages.
     site = next((RAY_VENV / "lib").glob("python3*/site-packages"))
